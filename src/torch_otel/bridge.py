@@ -1,0 +1,291 @@
+"""The bridge: one object that owns every piece, so a test can build two.
+
+``TorchOtelBridge`` wires together the registry resolver, the handler on the
+compile thread, the bounded buffer, the export thread with its sinks, the
+``_init_logs`` synchronisation and the process lifecycle hooks. Nothing here
+is module-global; ``torch_otel.install()`` merely keeps one default bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from torch_otel.buffer import RecordBuffer
+from torch_otel.errors import ConfigError
+from torch_otel.handler import BridgeHandler, CapturedRecord
+from torch_otel.lifecycle import ExitHooks
+from torch_otel.pipeline import (
+    ExporterSink,
+    ExportPipeline,
+    PipelineSettings,
+    PlainExporterSink,
+    ProviderSink,
+    Sink,
+)
+from torch_otel.profiles import BatchSettings, Profile, default_profile_name, load_profile
+from torch_otel.registry import ComponentResolver
+from torch_otel.settings import BridgeSettings
+from torch_otel.stats import BridgeStats, StatsSnapshot
+from torch_otel.torch_logging import TorchLoggingSync
+
+_log = logging.getLogger("torch_otel")
+
+
+class TorchOtelBridge:
+    """Bridges torch's compile logs into OpenTelemetry. Build, ``start()``, ``stop()``.
+
+    Args:
+        settings: validated :class:`~torch_otel.settings.BridgeSettings`.
+        exporters: extra SDK ``LogRecordExporter`` objects to send to as well
+            (tests and the demo add an in-memory one).
+        logger_provider: an SDK ``LoggerProvider`` to emit into instead of
+            building a pipeline from a profile. By default the application's
+            global provider is used when it is an SDK one and no profile was
+            chosen explicitly.
+    """
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        *,
+        exporters: Sequence[Any] = (),
+        logger_provider: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = BridgeStats()
+        self._extra_exporters = list(exporters)
+        self._started = False
+        if settings.debug:
+            _enable_debug_output()
+
+        self.logger_provider = logger_provider or self._application_provider()
+        self.profile: Profile | None = None
+        if self.logger_provider is not None:
+            _log.debug(
+                "torch-otel: using the application's LoggerProvider %r", self.logger_provider
+            )
+            batch = BatchSettings(schedule_delay_s=0.2)
+        else:
+            self.profile = load_profile(
+                settings.exporter or default_profile_name(), output=settings.output
+            )
+            batch = self.profile.batch
+            _log.debug("torch-otel: %s", self.profile.describe())
+        from torch_otel.exporters import warn_if_unencrypted
+
+        for spec in self.profile.exporters if self.profile else ():
+            warn_if_unencrypted(spec)
+
+        self.resolver = ComponentResolver()
+        max_records = settings.max_queue_records or batch.max_queue_records
+        self.buffer: RecordBuffer[CapturedRecord] = RecordBuffer(
+            max_records=max_records,
+            max_bytes=settings.max_queue_bytes,
+            wake_records=batch.max_batch_records,
+            wake_bytes=settings.max_batch_bytes,
+            stats=self.stats,
+        )
+        self.handler = BridgeHandler(self.buffer, trace_id_filter=_trace_id_filter())
+        self.pipeline = ExportPipeline(
+            self.buffer,
+            map_batch=self._map_batch,
+            make_sinks=self._make_sinks,
+            stats=self.stats,
+            settings=PipelineSettings(
+                schedule_delay_s=batch.schedule_delay_s,
+                max_batch_records=batch.max_batch_records,
+                max_batch_bytes=settings.max_batch_bytes,
+            ),
+            on_thread_start=self._ignore_thread,
+        )
+        self.sync = TorchLoggingSync(self.handler, self.resolver, console=settings.console)
+        self._mapper: Any = None
+        self._hooks = ExitHooks(on_exit=self._at_exit, on_fork_child=self._after_fork_in_child)
+
+    # -- public API ------------------------------------------------------------------
+    @property
+    def exports_anything(self) -> bool:
+        return bool(
+            self.logger_provider is not None
+            or self._extra_exporters
+            or (self.profile is not None and self.profile.exporters)
+        )
+
+    @property
+    def active(self) -> bool:
+        return self._started
+
+    def start(self) -> TorchOtelBridge:
+        """Attach to torch's loggers and start exporting (idempotent)."""
+        if self._started:
+            return self
+        validate_torch_logs_env()
+        rank = _environment_rank()
+        if self.settings.ranks is not None and rank is not None and rank not in self.settings.ranks:
+            _log.debug(
+                "torch-otel: rank %s is not in ranks %s; not exporting", rank, self.settings.ranks
+            )
+            return self
+        excluded = excluded_artifacts(self.settings.artifact_ranks, rank)
+        if excluded:
+            self.handler.exclude_artifacts(excluded, self.resolver)
+        if not self.exports_anything:
+            _log.debug("torch-otel: no log exporter configured; not attaching to torch's loggers")
+            return self
+        self.pipeline.start()
+        self.sync.start()
+        self._hooks.install()
+        self._started = True
+        return self
+
+    def stop(self, timeout_s: float | None = None) -> StatsSnapshot:
+        """Detach, flush within the deadline, shut exporters down; returns final counts."""
+        if self._started:
+            self._started = False
+            self._hooks.uninstall()
+            self.sync.stop()
+            self.pipeline.shutdown(self._deadline(timeout_s))
+        return self.stats.snapshot()
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Export everything queued so far; ``False`` if the deadline passed first."""
+        return self.pipeline.flush(self._deadline(timeout_s))
+
+    def counters(self) -> StatsSnapshot:
+        return self.stats.snapshot()
+
+    @property
+    def last_error(self) -> str | None:
+        return self.pipeline.last_error
+
+    def __repr__(self) -> str:
+        target = self.profile.describe() if self.profile else "application LoggerProvider"
+        state = "started" if self._started else "stopped"
+        return f"<TorchOtelBridge {state}: {target}>"
+
+    # -- export-thread side ----------------------------------------------------------
+    def _map_batch(self, captured: list[CapturedRecord]) -> list[Any]:
+        if self._mapper is None:
+            self._mapper = self._make_mapper()
+        return self._mapper.map_batch(captured)
+
+    def _make_mapper(self) -> Any:
+        from torch_otel.mapping import RecordMapper
+        from torch_otel.resource import build_resource
+
+        resource = build_resource(
+            service_name=self.settings.service_name,
+            profile_config=self.profile.config if self.profile else None,
+        )
+        return RecordMapper(self.resolver, resource, max_body_bytes=self.settings.max_body_bytes)
+
+    def _make_sinks(self) -> list[Sink]:
+        from torch_otel.exporters import build_exporter
+
+        sinks: list[Sink] = []
+        if self.logger_provider is not None:
+            sinks.append(ProviderSink(self.logger_provider))
+        elif self.profile is not None:
+            sinks.extend(ExporterSink(build_exporter(spec)) for spec in self.profile.exporters)
+        sinks.extend(PlainExporterSink(exporter) for exporter in self._extra_exporters)
+        return sinks
+
+    def _ignore_thread(self, thread_id: int) -> None:
+        self.handler.ignored_thread_ids = frozenset({thread_id})
+
+    # -- lifecycle -------------------------------------------------------------------
+    def _deadline(self, timeout_s: float | None) -> float:
+        return self.settings.flush_timeout_s if timeout_s is None else timeout_s
+
+    def _at_exit(self) -> None:
+        snapshot = self.stop()
+        if snapshot.records_dropped:
+            print(
+                f"torch-otel: {snapshot.records_dropped} of "
+                f"{snapshot.records_accepted + snapshot.dropped.get('queue_full', 0)} "
+                f"compile log records were not exported ({snapshot.describe_drops()})"
+                + (f"; last error: {self.last_error}" if self.last_error else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _after_fork_in_child(self) -> None:
+        self.buffer.reinit_after_fork()
+        self.stats.reset_after_fork()
+        self._mapper = None  # new process: new pid in the resource
+        self.handler.ignored_thread_ids = frozenset()
+        self.pipeline.reinit_after_fork()
+
+    @staticmethod
+    def _application_provider() -> Any:
+        """The global LoggerProvider when the application set an SDK one itself."""
+        try:
+            from opentelemetry._logs import get_logger_provider
+            from opentelemetry.sdk._logs import LoggerProvider
+        except ImportError:  # pragma: no cover
+            return None
+        provider = get_logger_provider()
+        return provider if isinstance(provider, LoggerProvider) else None
+
+
+def _enable_debug_output() -> None:
+    if any(getattr(h, "_torch_otel_debug", False) for h in _log.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler._torch_otel_debug = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    _log.addHandler(handler)
+    _log.setLevel(logging.DEBUG)
+
+
+def _trace_id_filter() -> frozenset[str]:
+    raw = os.environ.get("TORCH_LOGS_TRACE_ID_FILTER", "")
+    return frozenset(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _environment_rank() -> int | None:
+    from torch_otel.attributes import TORCH_DISTRIBUTED_RANK
+    from torch_otel.resource import distributed_environment
+
+    return distributed_environment().get(TORCH_DISTRIBUTED_RANK)
+
+
+def excluded_artifacts(artifact_ranks: Any, rank: int | None) -> frozenset[str]:
+    """Artifacts this rank must not export (``artifact_ranks``: artifact -> ranks that do)."""
+    if not artifact_ranks:
+        return frozenset()
+    effective = 0 if rank is None else rank
+    return frozenset(name for name, ranks in artifact_ranks.items() if effective not in ranks)
+
+
+def validate_torch_logs_env(value: str | None = None) -> None:
+    """Raise :class:`ConfigError` naming the offending entries if torch rejects ``TORCH_LOGS``."""
+    value = os.environ.get("TORCH_LOGS") if value is None else value
+    if not value:
+        return
+    from torch._logging import _internal
+
+    try:
+        _internal._parse_log_settings(value)
+    except ValueError:
+        bad = []
+        for item in value.replace(" ", "").split(","):
+            if not item:
+                continue
+            try:
+                _internal._parse_log_settings(item)
+            except ValueError:
+                bad.append(item)
+        detail = (
+            f"unknown log or artifact name(s): {', '.join(bad)}"
+            if bad
+            else "not a comma-separated list of names"
+        )
+        raise ConfigError(
+            "TORCH_LOGS",
+            f"{value!r} is rejected by torch: {detail} (see TORCH_LOGS=help for the valid names)",
+        ) from None

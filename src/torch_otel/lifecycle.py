@@ -1,0 +1,124 @@
+"""Process lifecycle: flush at exit and on SIGTERM, stay correct across ``fork``.
+
+* ``atexit``: normal exit, ``sys.exit`` and an uncaught exception all end in
+  the interpreter's atexit stage, where the bridge flushes within its deadline.
+  (The export thread is a daemon, so a stalled collector can never keep the
+  process alive.)
+* SIGTERM (what torchrun, SLURM and Kubernetes send): by default Python dies
+  without running atexit. If nobody else handles SIGTERM, the bridge installs a
+  handler that flushes and then re-raises the signal with the default action,
+  so the process still ends "killed by SIGTERM" as its parent expects; if the
+  application has its own Python handler, the bridge flushes and chains to it.
+* ``fork`` (DataLoader workers, ``multiprocessing`` with the fork start
+  method): the child gets fresh locks and an empty buffer (the parent sends
+  what it had queued), drops the parent's exporters (their sockets belong to
+  the parent), and starts its own export thread. ``multiprocessing`` children
+  leave through ``os._exit``, which skips atexit, so a ``multiprocessing``
+  finalizer flushes them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+
+class ExitHooks:
+    """Registers and unregisters the process-level hooks for one bridge."""
+
+    def __init__(self, on_exit: Callable[[], None], on_fork_child: Callable[[], None]) -> None:
+        self._on_exit = on_exit
+        self._on_fork_child = on_fork_child
+        self._previous_sigterm: Any = None
+        self._sigterm_installed = False
+        self._active = False
+
+    def install(self) -> None:
+        self._active = True
+        atexit.register(self._run_exit)
+        self._install_sigterm()
+        _register_fork_hook(self)
+
+    def uninstall(self) -> None:
+        self._active = False
+        atexit.unregister(self._run_exit)
+        if self._sigterm_installed and threading.current_thread() is threading.main_thread():
+            try:
+                if signal.getsignal(signal.SIGTERM) == self._handle_sigterm:
+                    signal.signal(signal.SIGTERM, self._previous_sigterm or signal.SIG_DFL)
+            except (ValueError, OSError):  # pragma: no cover
+                pass
+        self._sigterm_installed = False
+
+    def _run_exit(self) -> None:
+        if self._active:
+            self._active = False
+            self._on_exit()
+
+    def _install_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        try:
+            previous = signal.getsignal(signal.SIGTERM)
+        except (ValueError, OSError):  # pragma: no cover
+            return
+        if previous is signal.SIG_IGN or previous is None:
+            return  # someone chose to ignore SIGTERM, or a C handler we can't chain
+        self._previous_sigterm = previous
+        signal.signal(signal.SIGTERM, self._handle_sigterm)
+        self._sigterm_installed = True
+
+    def _handle_sigterm(self, signum: int, frame: Any) -> None:
+        self._run_exit()
+        previous = self._previous_sigterm
+        if callable(previous) and previous is not signal.SIG_DFL:
+            previous(signum, frame)
+            return
+        # Default action: die by the signal, exactly as without us.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def after_fork_in_child(self) -> None:
+        if not self._active:
+            return
+        # The signal handler and atexit registration are inherited as they are.
+        self._on_fork_child()
+        _register_multiprocessing_finalizer(self)
+
+
+_fork_hook_owners: weakref.WeakSet[ExitHooks] = weakref.WeakSet()
+_fork_hook_registered = False
+
+
+def _register_fork_hook(hooks: ExitHooks) -> None:
+    """One ``os.register_at_fork`` for the process (it cannot be unregistered)."""
+    global _fork_hook_registered
+    _fork_hook_owners.add(hooks)
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_registered = True
+
+
+def _after_fork_in_child() -> None:
+    for hooks in list(_fork_hook_owners):
+        try:
+            hooks.after_fork_in_child()
+        except Exception as error:  # pragma: no cover - must never break a fork
+            print(f"torch-otel: after-fork reset failed: {error!r}", file=sys.stderr)
+
+
+def _register_multiprocessing_finalizer(hooks: ExitHooks) -> None:
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    try:
+        util.Finalize(None, hooks._run_exit, exitpriority=-100)
+    except Exception:  # pragma: no cover
+        pass

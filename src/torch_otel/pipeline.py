@@ -1,0 +1,394 @@
+"""The export thread: from the bounded buffer to the exporters, with no silent loss.
+
+One daemon thread per bridge pulls batches from the
+:class:`~torch_otel.buffer.RecordBuffer`, maps them to OTel records (see
+``mapping.py``), packs them into export requests bounded by bytes as well as
+count (so a request always fits a collector's 4 MiB gRPC limit), and sends
+each request to every sink.
+
+Failure handling, by what the exporter reports:
+
+* retryable (collector down, overloaded, timing out): keep the request and try
+  again with capped exponential backoff, for as long as it takes. Meanwhile new
+  records keep queueing up to the buffer's bound and are counted as
+  ``queue_full`` beyond it, so an outage costs at most the bound in memory and
+  every record is either delivered or counted;
+* permanent (the collector rejected the data): drop the request, count
+  ``rejected``;
+* unknown (an exporter without a status, e.g. a full disk): retry a few times,
+  then count ``export_failed``.
+
+Shutdown flushes within a deadline; what cannot be sent by then is counted as
+``shutdown`` and the exporters are shut down, which aborts a request stuck on
+a stalled collector.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from torch_otel.buffer import RecordBuffer
+from torch_otel.exporters import ExportOutcome
+from torch_otel.handler import CapturedRecord
+from torch_otel.stats import BridgeStats
+
+EXPORT_THREAD_NAME = "torch-otel-export"
+
+# Estimated protobuf bytes per record besides the body (attributes, scope, framing).
+RECORD_WIRE_OVERHEAD = 512
+
+
+class Sink(Protocol):
+    """Where export requests go: an OTel exporter, or an application's LoggerProvider."""
+
+    def export(self, records: Sequence[Any]) -> ExportOutcome: ...
+
+    def shutdown(self) -> None: ...
+
+    def force_flush(self, timeout_s: float) -> None: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    schedule_delay_s: float
+    max_batch_records: int
+    max_batch_bytes: int
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+    unknown_failure_attempts: int = 3
+
+
+class ExportPipeline:
+    """Owns the export thread. ``start`` once; ``flush``/``shutdown`` from any thread."""
+
+    def __init__(
+        self,
+        buffer: RecordBuffer[CapturedRecord],
+        map_batch: Callable[[list[CapturedRecord]], list[Any]],
+        make_sinks: Callable[[], list[Sink]],
+        stats: BridgeStats,
+        settings: PipelineSettings,
+        on_thread_start: Callable[[int], None] | None = None,
+    ) -> None:
+        self._buffer = buffer
+        self._map_batch = map_batch
+        self._make_sinks = make_sinks
+        self._stats = stats
+        self.settings = settings
+        self._on_thread_start = on_thread_start
+        self._sinks: list[Sink] | None = None
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self._wake = threading.Event()
+        self._idle = threading.Condition(threading.Lock())
+        self._busy = False
+        self._stop = False
+        self._abandon = False
+        self._flush_requested = False
+        self._in_flight = 0
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self._buffer.set_waker(self._wake.set)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._run, name=EXPORT_THREAD_NAME, daemon=True)
+        self._thread.start()
+
+    @property
+    def thread_id(self) -> int | None:
+        return self._thread.ident if self._thread is not None else None
+
+    @property
+    def sinks(self) -> list[Sink]:
+        if self._sinks is None:
+            self._sinks = self._make_sinks()
+        return self._sinks
+
+    def flush(self, timeout_s: float) -> bool:
+        """Export everything queued now; ``True`` if done before ``timeout_s``."""
+        if self._thread is None or not self._thread.is_alive():
+            return len(self._buffer) == 0
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            self._flush_requested = True
+        self._wake.set()
+        with self._idle:
+            while len(self._buffer) or self._busy or self._flush_requested:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.05))
+                if len(self._buffer) and not self._busy:
+                    self._wake.set()
+        for sink in self._sinks or ():
+            remaining = max(deadline - time.monotonic(), 0.0)
+            sink.force_flush(remaining)
+        return True
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Flush within ``timeout_s``, count what is left as dropped, stop the thread.
+
+        Never waits longer than ``timeout_s`` (plus a few milliseconds): a request
+        stuck on a stalled collector is abandoned by shutting its exporter down,
+        and the daemon thread is not waited for.
+        """
+        flushed = self.flush(timeout_s)
+        with self._idle:
+            self._stop = True
+            if not flushed:
+                self._abandon = True
+                leftover = self._buffer.clear() + self._in_flight
+                self._in_flight = 0
+                if leftover:
+                    self._stats.count_drop("shutdown", leftover)
+        self._wake.set()
+        for sink in self._sinks or ():
+            sink.shutdown()
+        thread = self._thread
+        if flushed and thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=0.5)
+
+    def reinit_after_fork(self) -> None:
+        """In a forked child: no thread, no parent's exporters, fresh locks; restart."""
+        self._sinks = None
+        self._init_state()
+        self.start()
+
+    # -- the thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        if self._on_thread_start is not None:
+            self._on_thread_start(threading.get_ident())
+        while True:
+            self._wake.wait(self.settings.schedule_delay_s)
+            self._wake.clear()
+            with self._idle:
+                if self._stop:
+                    return
+                self._busy = True
+            try:
+                self._drain()
+            except Exception as error:  # never let the export thread die silently
+                self.last_error = f"{type(error).__name__}: {error}"
+            finally:
+                with self._idle:
+                    self._busy = False
+                    if not len(self._buffer):
+                        self._flush_requested = False
+                    self._idle.notify_all()
+
+    def _drain(self) -> None:
+        settings = self.settings
+        while len(self._buffer):
+            captured = self._buffer.take(settings.max_batch_records, settings.max_batch_bytes)
+            if not captured:
+                return
+            with self._idle:
+                self._in_flight = len(captured)
+            try:
+                records = self._map_batch(captured)
+            except Exception as error:
+                self.last_error = f"mapping failed: {type(error).__name__}: {error}"
+                self._count_unless_abandoned(dropped=len(captured), reason="render_error")
+                continue
+            self._stats.count_emitted(len(records))
+            with self._idle:
+                self._in_flight = len(records)
+            for request in pack_requests(
+                records, settings.max_batch_records, settings.max_batch_bytes
+            ):
+                self._deliver(request)
+                with self._idle:
+                    self._in_flight = max(self._in_flight - len(request), 0)
+                if self._abandon:
+                    return
+
+    def _deliver(self, request: list[Any]) -> None:
+        """Send one request to every sink until each has succeeded or given up."""
+        pending = list(self.sinks)
+        attempt = 0
+        dropped_reason: str | None = None
+        delay = self.settings.retry_initial_s
+        while pending and not self._abandon:
+            retry: list[Sink] = []
+            for sink in pending:
+                outcome = sink.export(request)
+                if outcome is ExportOutcome.SUCCESS:
+                    continue
+                self.last_error = sink.last_error
+                if outcome is ExportOutcome.PERMANENT:
+                    dropped_reason = "rejected"
+                elif outcome is ExportOutcome.UNKNOWN and (
+                    attempt + 1 >= self.settings.unknown_failure_attempts
+                ):
+                    dropped_reason = "export_failed"
+                else:
+                    retry.append(sink)
+            pending = retry
+            if not pending:
+                break
+            attempt += 1
+            # Wait before retrying; a shutdown wakes us (and the deadline decides).
+            with self._idle:
+                if self._stop:
+                    break
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._flush_requested and self._stop:
+                break
+            delay = min(delay * 2, self.settings.retry_max_s)
+        if pending:  # stopped while still failing
+            dropped_reason = dropped_reason or "shutdown"
+        if dropped_reason is not None:
+            self._count_unless_abandoned(dropped=len(request), reason=dropped_reason)
+        else:
+            self._count_unless_abandoned(exported=len(request))
+
+    def _count_unless_abandoned(
+        self, *, exported: int = 0, dropped: int = 0, reason: str = ""
+    ) -> None:
+        with self._idle:
+            if self._abandon:
+                return  # shutdown() already counted these as dropped
+        if exported:
+            self._stats.count_exported(exported)
+        if dropped:
+            self._stats.count_drop(reason, dropped)
+
+
+def estimated_wire_bytes(record: Any) -> int:
+    body = record.log_record.body
+    return (len(body) if isinstance(body, str) else 64) + RECORD_WIRE_OVERHEAD
+
+
+def pack_requests(records: list[Any], max_records: int, max_bytes: int) -> list[list[Any]]:
+    """Split records into requests of at most ``max_records`` and about ``max_bytes``.
+
+    A single record is never split here (chunking already bounded bodies), so a
+    request holds at least one record.
+    """
+    requests: list[list[Any]] = []
+    current: list[Any] = []
+    current_bytes = 0
+    for record in records:
+        size = estimated_wire_bytes(record)
+        if current and (len(current) >= max_records or current_bytes + size > max_bytes):
+            requests.append(current)
+            current, current_bytes = [], 0
+        current.append(record)
+        current_bytes += size
+    if current:
+        requests.append(current)
+    return requests
+
+
+class ExporterSink:
+    """A :class:`~torch_otel.exporters.ClassifiedExporter` as a pipeline sink."""
+
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter
+
+    def export(self, records: Sequence[Any]) -> ExportOutcome:
+        return self._exporter.export(records)
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_s: float) -> None:
+        flush = getattr(self._exporter.exporter, "force_flush", None)
+        if flush is not None:
+            try:
+                flush(int(timeout_s * 1000))
+            except Exception:  # pragma: no cover
+                pass
+
+    @property
+    def last_error(self) -> str | None:
+        return self._exporter.last_error
+
+    def __repr__(self) -> str:
+        return repr(self._exporter)
+
+
+class PlainExporterSink:
+    """Any SDK ``LogRecordExporter`` (e.g. an in-memory one a test or the demo adds)."""
+
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter
+        self.last_error: str | None = None
+
+    def export(self, records: Sequence[Any]) -> ExportOutcome:
+        try:
+            result = self._exporter.export(records)
+        except Exception as error:
+            self.last_error = f"{type(error).__name__}: {error}"
+            return ExportOutcome.UNKNOWN
+        if getattr(result, "name", None) == "SUCCESS" or result is True:
+            return ExportOutcome.SUCCESS
+        self.last_error = "export failed"
+        return ExportOutcome.UNKNOWN
+
+    def shutdown(self) -> None:
+        try:
+            self._exporter.shutdown()
+        except Exception:  # pragma: no cover
+            pass
+
+    def force_flush(self, timeout_s: float) -> None:
+        flush = getattr(self._exporter, "force_flush", None)
+        if flush is not None:
+            try:
+                flush(int(timeout_s * 1000))
+            except Exception:  # pragma: no cover
+                pass
+
+
+class ProviderSink:
+    """Emits into an application's own SDK ``LoggerProvider`` (its processors export).
+
+    Used when the application configured OpenTelemetry itself: the bridge must
+    not build a second pipeline next to it. The provider's resource applies, as
+    for any other log the application emits; the record attributes (component,
+    artifact, compile id, rank) travel unchanged.
+    """
+
+    def __init__(self, provider: Any) -> None:
+        self._provider = provider
+        self._loggers: dict[str, Any] = {}
+        self.last_error: str | None = None
+
+    def export(self, records: Sequence[Any]) -> ExportOutcome:
+        try:
+            for readable in records:
+                scope = readable.instrumentation_scope
+                name = scope.name if scope is not None else "torch"
+                logger = self._loggers.get(name)
+                if logger is None:
+                    logger = self._loggers[name] = self._provider.get_logger(name)
+                logger.emit(readable.log_record)
+        except Exception as error:
+            self.last_error = f"{type(error).__name__}: {error}"
+            return ExportOutcome.UNKNOWN
+        return ExportOutcome.SUCCESS
+
+    def shutdown(self) -> None:
+        # Not ours to shut down: the application owns the provider. Flush only.
+        self.force_flush(1.0)
+
+    def force_flush(self, timeout_s: float) -> None:
+        flush = getattr(self._provider, "force_flush", None)
+        if flush is not None:
+            try:
+                flush(int(timeout_s * 1000))
+            except Exception:  # pragma: no cover
+                pass

@@ -1,0 +1,196 @@
+"""Exporter profiles: OpenTelemetry declarative configuration files.
+
+A profile is a YAML file in the OpenTelemetry declarative configuration
+format, loaded and schema-validated by ``opentelemetry-configuration``. The
+built-in ones ship in the wheel (``torch_otel/exporters/*.yaml``; in a
+source checkout, ``exporters/``); a user passes a name (``otlp-grpc``) or a
+path to their own file.
+
+torch-otel reads the ``logger_provider`` section: each processor's exporter
+becomes an export target, and the ``batch`` settings (schedule delay, export
+timeout, queue and batch sizes) configure the bridge's own export thread,
+which replaces the SDK batch processor (it adds byte bounds, retry across
+outages and drop accounting). ``resource`` attributes are merged into the
+resource; ``tracer_provider`` / ``meter_provider`` sections are used by the
+structured-trace features.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from torch_otel import environment_variables as env
+from torch_otel.errors import ConfigError
+from torch_otel.exporters import ExporterSpec, spec_from_config
+
+BUILTIN_PROFILES = ("console", "otlp-grpc", "otlp-http", "file", "none")
+DEFAULT_OUTPUT = "torch-otel-logs.jsonl"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """The ``batch`` processor settings of a profile, in the units the pipeline uses."""
+
+    schedule_delay_s: float = 1.0
+    export_timeout_s: float = 30.0
+    max_queue_records: int = 65536
+    max_batch_records: int = 512
+
+
+@dataclass
+class Profile:
+    """A loaded, validated exporter profile."""
+
+    name: str
+    path: Path
+    exporters: list[ExporterSpec]
+    batch: BatchSettings
+    config: Any = field(repr=False)
+
+    def describe(self) -> str:
+        targets = "; ".join(spec.describe() for spec in self.exporters) or "no log exporter"
+        return f"profile {self.name!r} ({self.path}): {targets}"
+
+
+def profile_directory() -> Path:
+    """Where the built-in profiles are: inside the installed package, else the checkout."""
+    packaged = Path(str(resources.files("torch_otel"))) / "exporters"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "exporters"
+    return checkout
+
+
+def resolve_profile_path(name_or_path: str) -> Path:
+    """A built-in profile name or a path to a YAML/JSON file."""
+    if name_or_path in BUILTIN_PROFILES:
+        return profile_directory() / f"{name_or_path}.yaml"
+    looks_like_path = (
+        os.sep in name_or_path
+        or name_or_path.endswith((".yaml", ".yml", ".json"))
+        or Path(name_or_path).exists()
+    )
+    if not looks_like_path:
+        raise ConfigError(
+            "exporter",
+            f"unknown profile {name_or_path!r}; choose one of {', '.join(BUILTIN_PROFILES)} "
+            "or give a path to a declarative-config YAML file",
+        )
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        raise ConfigError("exporter", f"profile file {str(path)!r} does not exist")
+    if not os.access(path, os.R_OK):
+        raise ConfigError("exporter", f"profile file {str(path)!r} is not readable")
+    return path
+
+
+def prepare_output_env(output: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The absolute output path for the ``file`` profile (``--output`` > env > default)."""
+    environ = os.environ if environ is None else environ
+    chosen = output or environ.get(env.TORCH_OTEL_OUTPUT) or DEFAULT_OUTPUT
+    return str(Path(chosen).expanduser().resolve())
+
+
+def load_profile(name_or_path: str, *, output: str | None = None) -> Profile:
+    """Load and validate a profile; every mistake raises :class:`ConfigError`.
+
+    ``output`` (the ``file`` profile's path) is made absolute and exported as
+    ``TORCH_OTEL_OUTPUT`` before the file is read, so the profile's
+    ``${TORCH_OTEL_OUTPUT}`` and any child process see the same absolute path.
+    """
+    from opentelemetry.configuration import ConfigurationError, load_config_file
+
+    path = resolve_profile_path(name_or_path)
+    if output or env.TORCH_OTEL_OUTPUT in os.environ or name_or_path == "file":
+        os.environ[env.TORCH_OTEL_OUTPUT] = prepare_output_env(output)
+    try:
+        config = _load_quietly(load_config_file, path)
+    except ConfigurationError as error:
+        raise ConfigError(f"exporter profile {str(path)!r}", str(error)) from None
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"exporter profile {str(path)!r}", f"invalid configuration: {error}"
+        ) from None
+    if getattr(config, "disabled", None):
+        return Profile(
+            name=name_or_path, path=path, exporters=[], batch=BatchSettings(), config=config
+        )
+    exporters: list[ExporterSpec] = []
+    batch = BatchSettings()
+    provider = config.logger_provider
+    if provider is not None:
+        for index, processor in enumerate(provider.processors):
+            setting = f"{path.name}: logger_provider.processors[{index}]"
+            if processor.batch is not None:
+                batch = _batch_settings(processor.batch)
+                block = processor.batch.exporter
+            elif processor.simple is not None:
+                # A simple processor exports on the emitting thread; the bridge
+                # never does that, it exports as soon as possible instead.
+                batch = BatchSettings(schedule_delay_s=0.05)
+                block = processor.simple.exporter
+            else:
+                raise ConfigError(setting, "processor must be 'batch' or 'simple'")
+            exporters.append(spec_from_config(block, f"{setting}.exporter"))
+    return Profile(name=name_or_path, path=path, exporters=exporters, batch=batch, config=config)
+
+
+def _batch_settings(batch: Any) -> BatchSettings:
+    defaults = BatchSettings()
+    return BatchSettings(
+        schedule_delay_s=(batch.schedule_delay / 1000.0)
+        if batch.schedule_delay is not None
+        else defaults.schedule_delay_s,
+        export_timeout_s=(batch.export_timeout / 1000.0)
+        if batch.export_timeout
+        else defaults.export_timeout_s,
+        max_queue_records=batch.max_queue_size or defaults.max_queue_records,
+        max_batch_records=batch.max_export_batch_size or defaults.max_batch_records,
+    )
+
+
+def _load_quietly(load: Any, path: Path) -> Any:
+    """Call the loader without its own error logging (we raise one clear error instead)."""
+    import logging
+
+    loader_logger = logging.getLogger("opentelemetry.configuration.file._loader")
+    previous = loader_logger.disabled
+    loader_logger.disabled = True
+    try:
+        return load(path)
+    finally:
+        loader_logger.disabled = previous
+
+
+def default_profile_name(environ: Mapping[str, str] | None = None) -> str:
+    """The profile to use when none is named.
+
+    ``TORCH_OTEL_EXPORTER`` wins; then ``OTEL_CONFIG_FILE``; then the protocol
+    in ``OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL`` (``grpc`` -> ``otlp-grpc``,
+    ``http/protobuf`` -> ``otlp-http``); otherwise ``otlp-grpc``, the
+    OpenTelemetry Python default.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = environ.get(env.TORCH_OTEL_EXPORTER)
+    if explicit:
+        return explicit
+    config_file = environ.get(env.OTEL_CONFIG_FILE)
+    if config_file:
+        return config_file
+    protocol = environ.get(env.OTEL_EXPORTER_OTLP_LOGS_PROTOCOL) or environ.get(
+        env.OTEL_EXPORTER_OTLP_PROTOCOL
+    )
+    if protocol:
+        mapping = {"grpc": "otlp-grpc", "http/protobuf": "otlp-http"}
+        if protocol not in mapping:
+            raise ConfigError(
+                env.OTEL_EXPORTER_OTLP_PROTOCOL,
+                f"protocol {protocol!r} is not supported; use 'grpc' or 'http/protobuf'",
+            )
+        return mapping[protocol]
+    return "otlp-grpc"

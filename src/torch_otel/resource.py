@@ -1,0 +1,92 @@
+"""The OTel resource: who is exporting (service, process, rank, job).
+
+Built from, in increasing priority: torch-otel's defaults (``service.name``
+``torch-job``), the process detector, what the launcher's environment says
+about the distributed job (torchrun/torchelastic, SLURM), the standard
+``OTEL_RESOURCE_ATTRIBUTES`` / ``OTEL_SERVICE_NAME``, and finally the
+profile's own ``resource`` section.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from torch_otel import attributes as attr
+
+DEFAULT_SERVICE_NAME = "torch-job"
+
+
+def distributed_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Rank, local rank, world size and job ids as the launcher's environment gives them.
+
+    torchrun sets ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``/``TORCHELASTIC_RUN_ID``;
+    under plain ``srun`` the SLURM equivalents (``SLURM_PROCID``,
+    ``SLURM_LOCALID``, ``SLURM_NTASKS``) are used instead.
+    """
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+
+    def first_int(*names: str) -> int | None:
+        for name in names:
+            value = environ.get(name)
+            if value is not None and value.strip().lstrip("-").isdigit():
+                return int(value)
+        return None
+
+    rank = first_int("RANK", "SLURM_PROCID")
+    local_rank = first_int("LOCAL_RANK", "SLURM_LOCALID")
+    world_size = first_int("WORLD_SIZE", "SLURM_NTASKS")
+    if rank is not None:
+        out[attr.TORCH_DISTRIBUTED_RANK] = rank
+    if local_rank is not None:
+        out[attr.TORCH_DISTRIBUTED_LOCAL_RANK] = local_rank
+    if world_size is not None:
+        out[attr.TORCH_DISTRIBUTED_WORLD_SIZE] = world_size
+    run_id = environ.get("TORCHELASTIC_RUN_ID")
+    if run_id:
+        out[attr.TORCH_ELASTIC_RUN_ID] = run_id
+    job_id = environ.get("SLURM_JOB_ID")
+    if job_id:
+        out[attr.SLURM_JOB_ID] = job_id
+    return out
+
+
+def build_resource(
+    *,
+    service_name: str | None = None,
+    profile_config: Any = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Any:
+    """Create the SDK ``Resource`` for this process (call again after ``fork``)."""
+    from opentelemetry.sdk.resources import (
+        SERVICE_NAME,
+        OTELResourceDetector,
+        ProcessResourceDetector,
+        Resource,
+    )
+
+    resource = Resource.create({SERVICE_NAME: DEFAULT_SERVICE_NAME})
+    resource = resource.merge(ProcessResourceDetector().detect())
+    resource = resource.merge(Resource(distributed_environment()))
+    # The standard variables must win over our detection.
+    resource = resource.merge(OTELResourceDetector().detect())
+    if os.environ.get("OTEL_SERVICE_NAME"):
+        resource = resource.merge(Resource({SERVICE_NAME: os.environ["OTEL_SERVICE_NAME"]}))
+    if profile_config is not None and getattr(profile_config, "resource", None) is not None:
+        from opentelemetry.configuration.file import create_resource
+
+        configured = create_resource(profile_config.resource)
+        explicit = {
+            key: value
+            for key, value in configured.attributes.items()
+            if not (key == SERVICE_NAME and str(value).startswith("unknown_service"))
+            and not key.startswith("telemetry.sdk.")
+        }
+        resource = resource.merge(Resource(explicit))
+    if service_name:
+        resource = resource.merge(Resource({SERVICE_NAME: service_name}))
+    if extra:
+        resource = resource.merge(Resource(dict(extra)))
+    return resource
