@@ -351,7 +351,7 @@ def build_exporter(spec: ExporterSpec) -> ClassifiedExporter:
     if spec.kind == "otlp_http":
         return ClassifiedExporter(_build_http(spec), spec)
     if spec.kind == "file":
-        from opentelemetry.exporter.otlp.json.file import FileLogExporter
+        from opentelemetry.exporter.otlp.json.file._log_exporter import FileLogExporter
 
         exporter = FileLogExporter(spec.path) if spec.path else FileLogExporter()
         return ClassifiedExporter(exporter, spec)

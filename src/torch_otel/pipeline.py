@@ -180,6 +180,9 @@ class ExportPipeline:
                 self._drain()
             except Exception as error:  # never let the export thread die silently
                 self.last_error = f"{type(error).__name__}: {error}"
+                with self._idle:
+                    lost, self._in_flight = self._in_flight, 0
+                self._count_unless_abandoned(dropped=lost, reason="export_failed")
             finally:
                 with self._idle:
                     self._busy = False

@@ -67,7 +67,16 @@ def build_resource(
         Resource,
     )
 
-    resource = Resource.create({SERVICE_NAME: DEFAULT_SERVICE_NAME})
+    # Not Resource.create(): it runs detectors on a thread pool, which fails when
+    # the first record is mapped during interpreter shutdown.
+    resource = Resource(
+        {
+            "telemetry.sdk.language": "python",
+            "telemetry.sdk.name": "opentelemetry",
+            "telemetry.sdk.version": _sdk_version(),
+            SERVICE_NAME: DEFAULT_SERVICE_NAME,
+        }
+    )
     resource = resource.merge(ProcessResourceDetector().detect())
     resource = resource.merge(Resource(distributed_environment()))
     # The standard variables must win over our detection.
@@ -90,3 +99,12 @@ def build_resource(
     if extra:
         resource = resource.merge(Resource(dict(extra)))
     return resource
+
+
+def _sdk_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("opentelemetry-sdk")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"

@@ -1,0 +1,57 @@
+"""Installing the bridge in a program that does not know about torch-otel.
+
+``torch-otel run -- python train.py`` puts ``torch_otel/bootstrap`` first on
+``PYTHONPATH``; its ``sitecustomize`` calls :func:`install_when_torch_imported`
+in every Python process of the job (the script, its ``multiprocessing``
+children, inductor's compile workers). Nothing heavy happens at interpreter
+start: the bridge is installed right after ``import torch`` completes, so a
+child that never imports torch pays only for this small module.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+from typing import Any
+
+BOOTSTRAP_ENV = "TORCH_OTEL_BOOTSTRAP"
+
+
+def install_from_environment() -> None:
+    """Install with settings from ``TORCH_OTEL_*``; report problems on one line, never crash."""
+    try:
+        import torch_otel
+
+        torch_otel.install()
+    except Exception as error:  # the job must run even if the bridge cannot
+        print(f"torch-otel: not installed in pid {os.getpid()}: {error}", file=sys.stderr)
+
+
+def install_when_torch_imported() -> None:
+    if "torch" in sys.modules and hasattr(sys.modules["torch"], "_logging"):
+        install_from_environment()
+        return
+    if not any(isinstance(finder, _TorchImportWatcher) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _TorchImportWatcher())
+
+
+class _TorchImportWatcher(importlib.abc.MetaPathFinder):
+    """Finds nothing itself; wraps the real loader of ``torch`` to run code after it."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "torch":
+            return None
+        sys.meta_path.remove(self)  # one shot; also avoids recursion below
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        original_exec = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            original_exec(module)
+            install_from_environment()
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
