@@ -18,6 +18,7 @@ takes is skipped: the buffer has its own, much shorter, critical section.
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -50,6 +51,7 @@ class CapturedRecord(NamedTuple):
     exception: CapturedException | None
     stack_info: str | None
     render_error: str | None
+    rank: int | None
     metadata: dict[str, Any] | None = None  # structured trace records only
 
 
@@ -79,6 +81,40 @@ def compile_context_reader() -> Callable[[], Any]:
     return CompileContext.try_get  # pragma: no cover
 
 
+class DistributedRankReader:
+    """The global rank while ``torch.distributed`` is initialised, read cheaply per record.
+
+    Read on the compile thread because a job may tear its process group down
+    before the export thread maps the record. ``get_rank()`` is only called when
+    the default process group object changes; otherwise this is two attribute
+    loads and an identity check.
+    """
+
+    __slots__ = ("_c10d", "_group", "_rank")
+
+    def __init__(self) -> None:
+        self._c10d: Any = None
+        self._group: Any = None
+        self._rank: int | None = None
+
+    def __call__(self) -> int | None:
+        c10d = self._c10d
+        if c10d is None:
+            c10d = self._c10d = sys.modules.get("torch.distributed.distributed_c10d")
+            if c10d is None:
+                return None
+        group = c10d.GroupMember.WORLD
+        if group is None:
+            return None
+        if group is not self._group:
+            try:
+                self._rank = int(c10d.get_rank())
+            except Exception:
+                self._rank = None
+            self._group = group
+        return self._rank
+
+
 class BridgeHandler(logging.Handler):
     """Captures records torch lets through and queues them for export.
 
@@ -96,6 +132,7 @@ class BridgeHandler(logging.Handler):
         super().__init__(level=logging.DEBUG)
         self._buffer = buffer
         self._read_compile_context = compile_context_reader()
+        self._read_rank = DistributedRankReader()
         self._trace_id_filter = trace_id_filter
         self.ignored_thread_ids: frozenset[int] = frozenset()
         """Threads whose records are never bridged (the export thread: no feedback loops)."""
@@ -158,6 +195,7 @@ class BridgeHandler(logging.Handler):
                 exception,
                 record.stack_info,
                 render_error,
+                self._read_rank(),
                 None,
             ),
             len(message),

@@ -101,28 +101,24 @@ class RecordMapper:
         resource: Resource,
         *,
         max_body_bytes: int,
-        rank: Callable[[], int | None] | None = None,
         span_lookup: SpanLookup | None = None,
     ) -> None:
         self.resolver = resolver
         self.resource = resource
         self.max_body_bytes = max_body_bytes
-        self._rank = rank or distributed_rank
         self.span_lookup = span_lookup
         self._scopes: dict[str, InstrumentationScope] = {}
         self._chunk_prefix = os.urandom(6).hex()
         self._chunk_seq = 0
 
     def map_batch(self, captured: list[CapturedRecord]) -> list[ReadableLogRecord]:
-        """Map a batch (rank is looked up once per batch: it cannot change within one)."""
-        rank = self._rank()
         out: list[ReadableLogRecord] = []
         for record in captured:
-            out.extend(self.map_record(record, rank))
+            out.extend(self.map_record(record))
         return out
 
-    def map_record(self, record: CapturedRecord, rank: int | None) -> Iterator[ReadableLogRecord]:
-        attributes = self.attributes_for(record, rank)
+    def map_record(self, record: CapturedRecord) -> Iterator[ReadableLogRecord]:
+        attributes = self.attributes_for(record)
         severity_number, severity_text = severity_for(record.levelno)
         timestamp = int(record.created * 1e9)
         observed = time.time_ns()
@@ -160,7 +156,7 @@ class RecordMapper:
                 instrumentation_scope=scope,
             )
 
-    def attributes_for(self, record: CapturedRecord, rank: int | None) -> dict[str, Any]:
+    def attributes_for(self, record: CapturedRecord) -> dict[str, Any]:
         origin = self.resolver.resolve(record.logger_name)
         attributes: dict[str, Any] = {attr.TORCH_COMPONENT: origin.component}
         if origin.artifact is not None:
@@ -168,8 +164,8 @@ class RecordMapper:
         compile_id = record.compile_id
         if compile_id is not None:
             attributes.update(compile_id_attributes(compile_id, record.attempt))
-        if rank is not None:
-            attributes[attr.TORCH_DISTRIBUTED_RANK] = rank
+        if record.rank is not None:
+            attributes[attr.TORCH_DISTRIBUTED_RANK] = record.rank
         attributes[attr.CODE_FILE_PATH] = record.pathname
         attributes[attr.CODE_LINE_NUMBER] = record.lineno
         if record.func_name:
@@ -230,18 +226,3 @@ def compile_id_attributes(compile_id: Any, attempt: int | None) -> dict[str, Any
     if autograd_id is not None:
         out[attr.TORCH_COMPILED_AUTOGRAD_ID] = autograd_id
     return out
-
-
-def distributed_rank() -> int | None:
-    """The global rank when ``torch.distributed`` is initialised, else None."""
-    import sys
-
-    dist = sys.modules.get("torch.distributed")
-    if dist is None:
-        return None
-    try:
-        if dist.is_available() and dist.is_initialized():
-            return int(dist.get_rank())
-    except Exception:
-        return None
-    return None
