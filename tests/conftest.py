@@ -55,7 +55,9 @@ class Run:
         return [r for r in self.records if r.attributes.get("torch.artifact") == artifact]
 
     def artifacts(self) -> set[str]:
-        return {r.attributes["torch.artifact"] for r in self.records if "torch.artifact" in r.attributes}
+        return {
+            r.attributes["torch.artifact"] for r in self.records if "torch.artifact" in r.attributes
+        }
 
 
 def run_python(
@@ -97,7 +99,17 @@ def run_workload(
     output = tmp_path / f"{name}.jsonl"
     script = [sys.executable, str(WORKLOAD), *workload_args]
     if via_cli is not None:
-        args = [*TORCH_OTEL, "run", "--exporter", "file", "--output", str(output), *via_cli, "--", *script]
+        args = [
+            *TORCH_OTEL,
+            "run",
+            "--exporter",
+            "file",
+            "--output",
+            str(output),
+            *via_cli,
+            "--",
+            *script,
+        ]
     else:
         args = [*script, "--install", "file", "--output", str(output)]
     run = run_python(args, env=env, output=output)

@@ -14,4 +14,5 @@ class ConfigError(ValueError):
 
     def __init__(self, setting: str, message: str) -> None:
         self.setting = setting
-        super().__init__(f"{setting}: {message}")
+        # One line, always: messages from YAML or torch parsers span several.
+        super().__init__(f"{setting}: {' '.join(message.split())}")

@@ -82,6 +82,8 @@ def resolve_profile_path(name_or_path: str) -> Path:
             "or give a path to a declarative-config YAML file",
         )
     path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        raise ConfigError("exporter", f"profile {str(path)!r} is a directory, not a YAML file")
     if not path.is_file():
         raise ConfigError("exporter", f"profile file {str(path)!r} does not exist")
     if not os.access(path, os.R_OK):

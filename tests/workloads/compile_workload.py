@@ -126,7 +126,9 @@ def main() -> int:
         import torch._logging
 
         settings = json.loads(args.set_logs)
-        settings = {k: getattr(logging, v) if isinstance(v, str) else v for k, v in settings.items()}
+        settings = {
+            k: getattr(logging, v) if isinstance(v, str) else v for k, v in settings.items()
+        }
         torch._logging.set_logs(**settings)
 
     for step in args.steps.split(","):
