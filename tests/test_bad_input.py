@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TORCH_OTEL, clean_env
 
 import torch_otel
+from conftest import TORCH_OTEL, clean_env
 from torch_otel.errors import ConfigError
 
 

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from conftest import Run, expected_torch_lines, parse_torch_stderr, run_workload
 
 pytestmark = pytest.mark.compile

@@ -110,7 +110,7 @@ def main() -> int:
     parser.add_argument("--counters", help="write the bridge's counters here at the end")
     args = parser.parse_args()
 
-    import torch  # noqa: F401  (TORCH_LOGS is applied here)
+    import torch
 
     bridge = None
     if args.install:
