@@ -68,6 +68,19 @@ def step_torch_own() -> None:
     schedule_log.debug("SCHEDULE (proof through torch's own 'schedule' artifact logger)")
 
 
+def step_compile_workers() -> None:
+    """Start inductor's compile-worker pool (a sidecar subprocess and its workers).
+
+    On CPU inductor only warms the pool for Triton, so start it the way inductor
+    does on GPU machines, then compile."""
+    from torch._inductor.async_compile import AsyncCompile
+
+    AsyncCompile.warm_pool()
+    AsyncCompile.wakeup()
+    AsyncCompile.wait_pool_ready(timeout=120)
+    step_main()
+
+
 def step_phases(marks_path: str) -> None:
     """set_logs mid-run: guards on, then everything off, then recompiles on."""
     import torch
@@ -136,6 +149,8 @@ def main() -> int:
             step_main()
         elif step == "ddp":
             step_ddp()
+        elif step == "compile_workers":
+            step_compile_workers()
         elif step == "torch_own":
             step_torch_own()
         elif step == "phases":

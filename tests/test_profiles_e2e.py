@@ -1,0 +1,144 @@
+"""Every exporter profile, end to end, from a real torch.compile.
+
+console -> JSON on stdout; file -> OTLP/JSON lines read back with the OTel
+proto classes; otlp-grpc and otlp-http -> a loopback OTLP receiver built on
+``opentelemetry-proto`` (see ``otlp_receiver.py``). Also ``torch-otel run``
+on an unmodified script, with inductor's compile-worker subprocesses on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import TORCH_OTEL, WORKLOAD, parse_torch_stderr, run_python
+from otlp_receiver import OtlpReceiver
+from torch_otel.otlp_json import iter_requests
+
+pytestmark = pytest.mark.compile
+
+LOGS = "guards,recompiles,graph_code,output_code"
+
+
+@pytest.fixture(scope="module")
+def receiver() -> OtlpReceiver:
+    with OtlpReceiver() as running:
+        yield running
+
+
+def _workload(profile: str, *extra: str) -> list[str]:
+    return [sys.executable, str(WORKLOAD), "--steps", "main", "--install", profile, *extra]
+
+
+def test_console_profile_prints_parseable_json(tmp_path: Path) -> None:
+    run = run_python(_workload("console"), env={"TORCH_LOGS": LOGS})
+    assert run.returncode == 0, run.stderr[-3000:]
+    decoder = json.JSONDecoder()
+    records, position, text = [], 0, run.stdout
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            break
+        record, position = decoder.raw_decode(text, position)
+        records.append(record)
+    artifacts = Counter(r["attributes"].get("torch.artifact") for r in records)
+    assert artifacts["guards"] > 0 and artifacts["output_code"] > 0
+    printed = [line for line in parse_torch_stderr(run.stderr) if line.artifact == "guards"]
+    guard_records = [r for r in records if r["attributes"].get("torch.artifact") == "guards"]
+    assert sum(r["body"].count("\n") + 1 for r in guard_records) == len(printed)
+    assert all(r["resource"]["attributes"]["service.name"] == "torch-job" for r in records)
+
+
+def test_file_profile_writes_otlp_json_lines(tmp_path: Path) -> None:
+    output = tmp_path / "logs.jsonl"
+    run = run_python(
+        _workload("file", "--output", str(output)), env={"TORCH_LOGS": LOGS}, output=output
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = output.read_text().splitlines()
+    assert lines
+    for line in lines:
+        assert set(json.loads(line)) == {"resourceLogs"}  # one export request per line
+    signals = {signal for signal, _ in iter_requests(output)}
+    assert signals == {"logs"}
+    assert {r.attributes.get("torch.artifact") for r in run.records} >= {"guards", "output_code"}
+
+
+@pytest.mark.parametrize("profile", ["otlp-grpc", "otlp-http"])
+def test_otlp_profiles_reach_the_collector(receiver: OtlpReceiver, profile: str) -> None:
+    receiver.clear()
+    endpoint = receiver.grpc_endpoint if profile == "otlp-grpc" else receiver.http_endpoint
+    run = run_python(
+        _workload(profile),
+        env={
+            "TORCH_LOGS": LOGS,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_SERVICE_NAME": f"profile-{profile}",
+        },
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    arrived = receiver.log_records()
+    printed_records = {
+        (line.file, line.line, line.trace_id, line.artifact)
+        for line in parse_torch_stderr(run.stderr)
+    }
+    assert arrived
+    assert {r.resource["service.name"] for r in arrived} == {f"profile-{profile}"}
+    assert {r.attributes.get("torch.artifact") for r in arrived} >= {"guards", "output_code"}
+    exported_lines = sum(r.body.count("\n") + 1 for r in arrived)
+    assert exported_lines == len(parse_torch_stderr(run.stderr))
+    exported_keys = {
+        (
+            Path(r.attributes["code.file.path"]).name,
+            r.attributes["code.line.number"],
+            r.attributes.get("torch.compile.trace_id"),
+            r.attributes.get("torch.artifact"),
+        )
+        for r in arrived
+    }
+    assert exported_keys == printed_records
+    transports = {request.transport for request in receiver.received("logs")}
+    assert transports == {"grpc" if profile == "otlp-grpc" else "http"}
+
+
+def test_run_bridges_an_unmodified_script_with_compile_workers(
+    receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    """`torch-otel run` on a script that knows nothing about torch-otel, with inductor's
+    compile-worker pool on (two subprocess workers): every record once, no hang."""
+    receiver.clear()
+    script = [sys.executable, str(WORKLOAD), "--steps", "compile_workers"]
+    run = run_python(
+        [*TORCH_OTEL, "run", "--exporter", "otlp-grpc", "--", *script],
+        env={
+            "TORCH_LOGS": "+inductor,+async_compile,output_code,guards",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.grpc_endpoint,
+            "TORCHINDUCTOR_COMPILE_THREADS": "2",
+            # a fresh cache so inductor really compiles (and uses its workers)
+            "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor-cache"),
+        },
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "torch-otel:" not in run.stderr  # no install failure, nothing dropped
+    arrived = receiver.log_records()
+    keys = Counter(
+        (r.resource["process.pid"], r.attributes["code.line.number"], r.time_unix_nano, r.body)
+        for r in arrived
+    )
+    duplicates = {key: n for key, n in keys.items() if n > 1}
+    assert not duplicates
+    main_pid = Counter(r.resource["process.pid"] for r in arrived).most_common(1)[0][0]
+    printed = [line for line in parse_torch_stderr(run.stderr) if line.pid == main_pid]
+    exported = [r for r in arrived if r.resource["process.pid"] == main_pid]
+    assert sum(r.body.count("\n") + 1 for r in exported) == len(printed)
+    assert any("pool with 2 workers" in r.body for r in exported)
+    # The compile-worker sidecar is a fresh interpreter started by inductor: the
+    # bootstrap installed the bridge there too, and its own records arrived.
+    worker_pids = set(keys_pid for keys_pid, *_ in keys) - {main_pid}
+    assert worker_pids, "no record from inductor's compile-worker process"
