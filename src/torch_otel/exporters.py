@@ -452,6 +452,7 @@ def _build_http(spec: ExporterSpec) -> Any:
 
     exporter = OTLPLogExporter(
         endpoint=spec.endpoint,
+        session=_pinned_ca_session() if spec.tls.ca_file else None,
         certificate_file=spec.tls.ca_file,
         client_key_file=spec.tls.key_file,
         client_certificate_file=spec.tls.cert_file,
@@ -476,6 +477,27 @@ def _build_http(spec: ExporterSpec) -> Any:
 
         client.export = recording_export
     return exporter
+
+
+def _pinned_ca_session() -> Any:
+    """A requests session whose configured CA file wins over ``REQUESTS_CA_BUNDLE``.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` replace a session's
+    ``verify`` path on every request, which would silently swap the CA the
+    profile named for the machine's bundle (and fail, or trust the wrong CAs).
+    """
+    import requests
+
+    class PinnedCaSession(requests.Session):
+        def merge_environment_settings(  # type: ignore[override]
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> Any:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if isinstance(self.verify, str) and verify in (None, True):
+                settings["verify"] = self.verify
+            return settings
+
+    return PinnedCaSession()
 
 
 def _read(path: str | None) -> bytes | None:

@@ -44,6 +44,12 @@ class ExitHooks:
         atexit.register(self._run_exit)
         self._install_sigterm()
         _register_fork_hook(self)
+        # multiprocessing clears its finalizer registry in each new child and then
+        # runs its own after-fork callbacks: that is where the exit flush must be
+        # registered for a multiprocessing child (which leaves through os._exit).
+        import multiprocessing.util
+
+        multiprocessing.util.register_after_fork(self, _register_multiprocessing_finalizer)
 
     def uninstall(self) -> None:
         self._active = False
@@ -90,7 +96,6 @@ class ExitHooks:
             return
         # The signal handler and atexit registration are inherited as they are.
         self._on_fork_child()
-        _register_multiprocessing_finalizer(self)
 
 
 _fork_hook_owners: weakref.WeakSet[ExitHooks] = weakref.WeakSet()
@@ -115,10 +120,9 @@ def _after_fork_in_child() -> None:
 
 
 def _register_multiprocessing_finalizer(hooks: ExitHooks) -> None:
-    util = sys.modules.get("multiprocessing.util")
-    if util is None:
+    """In a multiprocessing child: flush when it exits (lowest priority: last)."""
+    if not hooks._active:
         return
-    try:
-        util.Finalize(None, hooks._run_exit, exitpriority=-100)
-    except Exception:  # pragma: no cover
-        pass
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, hooks._run_exit, exitpriority=-100)
