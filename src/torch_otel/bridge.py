@@ -149,6 +149,8 @@ class TorchOtelBridge:
             self._hooks.uninstall()
             self.sync.stop()
             self.pipeline.shutdown(self._deadline(timeout_s))
+        if self.settings.debug:
+            _disable_debug_output()
         return self.stats.snapshot()
 
     def flush(self, timeout_s: float | None = None) -> bool:
@@ -232,14 +234,35 @@ class TorchOtelBridge:
         return provider if isinstance(provider, LoggerProvider) else None
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (test runners and notebooks swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+_DEBUG_HANDLER = _CurrentStderrHandler()
+
+
 def _enable_debug_output() -> None:
-    if any(getattr(h, "_torch_otel_debug", False) for h in _log.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler._torch_otel_debug = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    _log.addHandler(handler)
+    """``debug=True`` / ``TORCH_OTEL_DEBUG=1``: torch-otel's decisions on stderr."""
+    if _DEBUG_HANDLER not in _log.handlers:
+        _log.addHandler(_DEBUG_HANDLER)
     _log.setLevel(logging.DEBUG)
+
+
+def _disable_debug_output() -> None:
+    _log.removeHandler(_DEBUG_HANDLER)
+    _log.setLevel(logging.NOTSET)
 
 
 def _trace_id_filter() -> frozenset[str]:
