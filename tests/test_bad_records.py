@@ -135,6 +135,9 @@ def test_records_of_the_export_thread_never_re_enter(monkeypatch: pytest.MonkeyP
     assert bodies == ["real record"]
 
 
+EXPORT_STACK_LOGS = "+opentelemetry.exporter.otlp.proto.grpc,+urllib3,+grpc"
+
+
 @pytest.mark.compile
 def test_export_stack_loggers_named_in_torch_logs_are_not_bridged() -> None:
     """TORCH_LOGS names the exporter's own modules; with the collector failing, they log
@@ -154,7 +157,7 @@ def test_export_stack_loggers_named_in_torch_logs_are_not_bridged() -> None:
                 "torch_own",
             ],
             env={
-                "TORCH_LOGS": "+opentelemetry.exporter.otlp.proto.grpc,+urllib3,+grpc,graph,schedule",
+                "TORCH_LOGS": EXPORT_STACK_LOGS + ",graph,schedule",
                 "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.grpc_endpoint,
             },
         )
