@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,7 +93,7 @@ class TorchOtelBridge:
         self.handler = BridgeHandler(self.buffer, trace_id_filter=_trace_id_filter())
         self.pipeline = ExportPipeline(
             self.buffer,
-            map_batch=self._map_batch,
+            encoders={"sdk": self._sdk_requests, "otlp": self._otlp_requests},
             make_sinks=self._make_sinks,
             stats=self.stats,
             settings=PipelineSettings(
@@ -104,6 +105,7 @@ class TorchOtelBridge:
         )
         self.sync = TorchLoggingSync(self.handler, self.resolver, console=settings.console)
         self._mapper: Any = None
+        self._encoder: Any = None
         self._hooks = ExitHooks(on_exit=self._at_exit, on_fork_child=self._after_fork_in_child)
 
     # -- public API ------------------------------------------------------------------
@@ -170,10 +172,29 @@ class TorchOtelBridge:
         return f"<TorchOtelBridge {state}: {target}>"
 
     # -- export-thread side ----------------------------------------------------------
-    def _map_batch(self, captured: list[CapturedRecord]) -> list[Any]:
+    def _sdk_requests(self, captured: list[CapturedRecord]) -> list[Any]:
+        """SDK ``ReadableLogRecord`` lists, packed by bytes (for any OTel exporter)."""
+        from torch_otel.pipeline import pack_requests
+
+        records = self._get_mapper().map_batch(captured)
+        return pack_requests(
+            records, self.pipeline.settings.max_batch_records, self.settings.max_batch_bytes
+        )
+
+    def _otlp_requests(self, captured: list[CapturedRecord]) -> list[Any]:
+        """Pre-encoded OTLP requests (for the OTLP exporters; see ``otlp_wire``)."""
+        if self._encoder is None:
+            from torch_otel.otlp_wire import OtlpLogEncoder
+
+            self._encoder = OtlpLogEncoder(
+                self._get_mapper(), max_request_bytes=self.settings.max_batch_bytes
+            )
+        return self._encoder.encode(captured, time.time_ns())
+
+    def _get_mapper(self) -> Any:
         if self._mapper is None:
             self._mapper = self._make_mapper()
-        return self._mapper.map_batch(captured)
+        return self._mapper
 
     def _make_mapper(self) -> Any:
         from torch_otel.mapping import RecordMapper
@@ -219,6 +240,7 @@ class TorchOtelBridge:
         self.buffer.reinit_after_fork()
         self.stats.reset_after_fork()
         self._mapper = None  # new process: new pid in the resource
+        self._encoder = None
         self.handler.ignored_thread_ids = frozenset()
         self.pipeline.reinit_after_fork()
 

@@ -101,6 +101,11 @@ class ClassifiedExporter:
         self.spec = spec
         self.last_error: str | None = None
 
+    @property
+    def accepts_encoded(self) -> bool:
+        """OTLP exporters take pre-encoded requests (see ``otlp_wire``)."""
+        return self.spec.kind in ("otlp_grpc", "otlp_http")
+
     def export(self, batch: Sequence[Any]) -> ExportOutcome:
         probe = getattr(self.exporter, "_torch_otel_probe", None)
         if probe is not None:
@@ -401,6 +406,8 @@ def _build_grpc(spec: ExporterSpec) -> Any:
     import grpc
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
+    from torch_otel.otlp_wire import EncodedLogsRequest
+
     class _RecordingStub:
         def __init__(self, inner: Any, probe: _FailureProbe) -> None:
             self._inner = inner
@@ -414,12 +421,33 @@ def _build_grpc(spec: ExporterSpec) -> Any:
                 self._probe.detail = error.details()
                 raise
 
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceResponse,
+    )
+
+    class _RawLogsStub:
+        """``LogsService.Export`` taking an already serialized request."""
+
+        def __init__(self, channel: Any) -> None:
+            self.Export = channel.unary_unary(
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                request_serializer=None,
+                response_deserializer=ExportLogsServiceResponse.FromString,
+            )
+
     class _ProbedGrpcLogExporter(OTLPLogExporter):
+        """The OTel gRPC log exporter, sending pre-encoded requests, reporting status codes."""
+
         def _initialize_channel_and_stub(self) -> None:
             super()._initialize_channel_and_stub()
             probe = getattr(self, "_torch_otel_probe", None)
-            if probe is not None:
-                self._client = _RecordingStub(self._client, probe)
+            raw = _RawLogsStub(self._channel)
+            self._client = _RecordingStub(raw, probe) if probe is not None else raw
+
+        def _translate_data(self, data: Any) -> Any:
+            if isinstance(data, EncodedLogsRequest):
+                return data.payload
+            return super()._translate_data(data).SerializeToString()
 
     credentials = None
     insecure = spec.is_plaintext
@@ -450,7 +478,24 @@ def _build_http(spec: ExporterSpec) -> Any:
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-    exporter = OTLPLogExporter(
+    from torch_otel.otlp_wire import EncodedLogsRequest
+
+    class _EncodedHttpLogExporter(OTLPLogExporter):
+        """The OTel HTTP log exporter, also sending pre-encoded requests."""
+
+        def export(self, batch: Any) -> Any:
+            if not isinstance(batch, EncodedLogsRequest):
+                return super().export(batch)
+            from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+            if self._shutdown:
+                return LogRecordExportResult.FAILURE
+            result = self._client.export(batch.payload)
+            return (
+                LogRecordExportResult.SUCCESS if result.success else LogRecordExportResult.FAILURE
+            )
+
+    exporter = _EncodedHttpLogExporter(
         endpoint=spec.endpoint,
         session=_pinned_ca_session() if spec.tls.ca_file else None,
         certificate_file=spec.tls.ca_file,

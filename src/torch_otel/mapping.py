@@ -132,7 +132,7 @@ class RecordMapper:
             attributes[attr.TORCH_OTEL_RENDER_ERROR] = "body had invalid UTF-8 (escaped)"
         pieces = split_utf8(body, self.max_body_bytes)
         if len(pieces) > 1:
-            group = self._next_chunk_group()
+            group = self.next_chunk_group()
             count = len(pieces)
         for index, piece in enumerate(pieces):
             record_attributes = attributes
@@ -157,15 +157,20 @@ class RecordMapper:
             )
 
     def attributes_for(self, record: CapturedRecord) -> dict[str, Any]:
+        attributes = self.static_attributes(record)
+        if record.compile_id is not None:
+            attributes.update(compile_id_attributes(record.compile_id, record.attempt))
+        if record.rank is not None:
+            attributes[attr.TORCH_DISTRIBUTED_RANK] = record.rank
+        attributes.update(self.dynamic_attributes(record))
+        return attributes
+
+    def static_attributes(self, record: CapturedRecord) -> dict[str, Any]:
+        """Attributes fixed by the call site: the same for every record logged there."""
         origin = self.resolver.resolve(record.logger_name)
         attributes: dict[str, Any] = {attr.TORCH_COMPONENT: origin.component}
         if origin.artifact is not None:
             attributes[attr.TORCH_ARTIFACT] = origin.artifact
-        compile_id = record.compile_id
-        if compile_id is not None:
-            attributes.update(compile_id_attributes(compile_id, record.attempt))
-        if record.rank is not None:
-            attributes[attr.TORCH_DISTRIBUTED_RANK] = record.rank
         attributes[attr.CODE_FILE_PATH] = record.pathname
         attributes[attr.CODE_LINE_NUMBER] = record.lineno
         if record.func_name:
@@ -174,6 +179,12 @@ class RecordMapper:
             attributes[attr.THREAD_ID] = record.thread_id
         if record.thread_name:
             attributes[attr.THREAD_NAME] = record.thread_name
+        return attributes
+
+    @staticmethod
+    def dynamic_attributes(record: CapturedRecord) -> dict[str, Any]:
+        """Attributes only some records have: exception, stack, render errors, trace metadata."""
+        attributes: dict[str, Any] = {}
         exception = record.exception
         if exception is not None:
             if exception.type_name:
@@ -204,7 +215,8 @@ class RecordMapper:
                 return set_span_in_context(NonRecordingSpan(span_context))
         return _NO_SPAN_CONTEXT
 
-    def _next_chunk_group(self) -> str:
+    def next_chunk_group(self) -> str:
+        """A new id shared by the chunks of one record (unique across processes)."""
         self._chunk_seq += 1
         return f"{self._chunk_prefix}-{os.getpid()}-{self._chunk_seq}"
 

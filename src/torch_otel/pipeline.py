@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,19 +66,26 @@ class PipelineSettings:
 
 
 class ExportPipeline:
-    """Owns the export thread. ``start`` once; ``flush``/``shutdown`` from any thread."""
+    """Owns the export thread. ``start`` once; ``flush``/``shutdown`` from any thread.
+
+    ``encoders`` turn a batch of captured records into export requests, one
+    encoder per representation: ``"sdk"`` (lists of SDK ``ReadableLogRecord``,
+    for any OTel exporter) and, optionally, ``"otlp"`` (pre-encoded OTLP
+    requests, for the OTLP exporters, much cheaper). Each sink gets the
+    representation it accepts; each is built at most once per batch.
+    """
 
     def __init__(
         self,
         buffer: RecordBuffer[CapturedRecord],
-        map_batch: Callable[[list[CapturedRecord]], list[Any]],
+        encoders: Mapping[str, Callable[[list[CapturedRecord]], list[Any]]],
         make_sinks: Callable[[], list[Sink]],
         stats: BridgeStats,
         settings: PipelineSettings,
         on_thread_start: Callable[[int], None] | None = None,
     ) -> None:
         self._buffer = buffer
-        self._map_batch = map_batch
+        self._encoders = encoders
         self._make_sinks = make_sinks
         self._stats = stats
         self.settings = settings
@@ -148,7 +155,7 @@ class ExportPipeline:
             self._stop = True
             if not flushed:
                 self._abandon = True
-                leftover = self._buffer.clear() + self._in_flight
+                leftover = self._buffer.clear() * max(1, len(self._sinks or ())) + self._in_flight
                 self._in_flight = 0
                 if leftover:
                     self._stats.count_drop("shutdown", leftover)
@@ -196,66 +203,70 @@ class ExportPipeline:
             captured = self._buffer.take(settings.max_batch_records, settings.max_batch_bytes)
             if not captured:
                 return
+            plan = self._plan(captured)
             with self._idle:
-                self._in_flight = len(captured)
-            try:
-                records = self._map_batch(captured)
-            except Exception as error:
-                self.last_error = f"mapping failed: {type(error).__name__}: {error}"
-                self._count_unless_abandoned(dropped=len(captured), reason="render_error")
-                continue
-            self._stats.count_emitted(len(records))
-            with self._idle:
-                self._in_flight = len(records)
-            for request in pack_requests(
-                records, settings.max_batch_records, settings.max_batch_bytes
-            ):
-                self._deliver(request)
-                with self._idle:
-                    self._in_flight = max(self._in_flight - len(request), 0)
-                if self._abandon:
-                    return
+                self._in_flight = sum(len(request) for _, requests in plan for request in requests)
+            for sink, requests in plan:
+                for request in requests:
+                    self._deliver(sink, request)
+                    with self._idle:
+                        self._in_flight = max(self._in_flight - len(request), 0)
+                    if self._abandon:
+                        return
 
-    def _deliver(self, request: list[Any]) -> None:
-        """Send one request to every sink until each has succeeded or given up."""
-        pending = list(self.sinks)
-        attempt = 0
-        dropped_reason: str | None = None
-        delay = self.settings.retry_initial_s
-        while pending and not self._abandon:
-            retry: list[Sink] = []
-            for sink in pending:
-                outcome = sink.export(request)
-                if outcome is ExportOutcome.SUCCESS:
+    def _plan(self, captured: list[CapturedRecord]) -> list[tuple[Sink, list[Any]]]:
+        """Each sink with the requests (in the representation it accepts) for this batch."""
+        built: dict[str, list[Any]] = {}
+        plan: list[tuple[Sink, list[Any]]] = []
+        for sink in self.sinks:
+            kind = (
+                "otlp"
+                if getattr(sink, "accepts_encoded", False) and "otlp" in self._encoders
+                else "sdk"
+            )
+            if kind not in built:
+                try:
+                    built[kind] = self._encoders[kind](captured)
+                except Exception as error:
+                    self.last_error = f"encoding failed: {type(error).__name__}: {error}"
+                    self._count_unless_abandoned(dropped=len(captured), reason="render_error")
+                    built[kind] = []
                     continue
-                self.last_error = sink.last_error
-                if outcome is ExportOutcome.PERMANENT:
-                    dropped_reason = "rejected"
-                elif outcome is ExportOutcome.UNKNOWN and (
-                    attempt + 1 >= self.settings.unknown_failure_attempts
-                ):
-                    dropped_reason = "export_failed"
-                else:
-                    retry.append(sink)
-            pending = retry
-            if not pending:
+            requests = built[kind]
+            self._stats.count_emitted(sum(len(request) for request in requests))
+            plan.append((sink, requests))
+        return plan
+
+    def _deliver(self, sink: Sink, request: Any) -> None:
+        """Send one request to one sink until it succeeds or is given up (and counted)."""
+        attempt = 0
+        delay = self.settings.retry_initial_s
+        dropped_reason: str | None = None
+        while not self._abandon:
+            outcome = sink.export(request)
+            if outcome is ExportOutcome.SUCCESS:
+                self._count_unless_abandoned(exported=len(request))
+                return
+            self.last_error = sink.last_error
+            if outcome is ExportOutcome.PERMANENT:
+                dropped_reason = "rejected"
                 break
             attempt += 1
-            # Wait before retrying; a shutdown wakes us (and the deadline decides).
+            if (
+                outcome is ExportOutcome.UNKNOWN
+                and attempt >= self.settings.unknown_failure_attempts
+            ):
+                dropped_reason = "export_failed"
+                break
             with self._idle:
                 if self._stop:
+                    dropped_reason = "shutdown"
                     break
+            # Wait before retrying; shutdown() wakes us and its deadline decides.
             self._wake.wait(delay)
             self._wake.clear()
-            if self._flush_requested and self._stop:
-                break
             delay = min(delay * 2, self.settings.retry_max_s)
-        if pending:  # stopped while still failing
-            dropped_reason = dropped_reason or "shutdown"
-        if dropped_reason is not None:
-            self._count_unless_abandoned(dropped=len(request), reason=dropped_reason)
-        else:
-            self._count_unless_abandoned(exported=len(request))
+        self._count_unless_abandoned(dropped=len(request), reason=dropped_reason or "shutdown")
 
     def _count_unless_abandoned(
         self, *, exported: int = 0, dropped: int = 0, reason: str = ""
@@ -300,6 +311,7 @@ class ExporterSink:
 
     def __init__(self, exporter: Any) -> None:
         self._exporter = exporter
+        self.accepts_encoded = exporter.accepts_encoded
 
     def export(self, records: Sequence[Any]) -> ExportOutcome:
         return self._exporter.export(records)
