@@ -6,9 +6,16 @@ buffer already holds its limit of records or bytes, counts the record as
 dropped (reason ``queue_full``) and returns. The export thread calls
 :meth:`RecordBuffer.take` to pull batches.
 
-Sizes are the length of the rendered text plus a fixed per-record overhead:
-cheap to compute on the compile thread, and a good proxy for both memory held
-and bytes on the wire (torch's logs are overwhelmingly ASCII).
+Sizes are the length of the rendered text plus a fixed per-record overhead
+(the measured cost of the captured tuple and its queue slot): cheap to compute
+on the compile thread, and a good proxy for both memory held and bytes on the
+wire (torch's logs are overwhelmingly ASCII).
+
+The byte bound covers what the export thread holds too: a batch taken for
+export stays charged, at :data:`IN_FLIGHT_FACTOR` times its size (the text plus
+its encoded copy), until :meth:`RecordBuffer.release` says it was delivered or
+dropped. So a stalled collector can hold at most the bound, not the bound plus
+whatever is stuck in a retry.
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ from torch_otel.stats import BridgeStats
 
 T = TypeVar("T")
 
-RECORD_OVERHEAD_BYTES = 256
-"""Bytes charged per record on top of its text: attributes, tuple, protobuf framing."""
+RECORD_OVERHEAD_BYTES = 400
+"""Bytes charged per record on top of its text (tuple, float, ints, queue slot: ~380 measured)."""
+
+IN_FLIGHT_FACTOR = 2
+"""A batch being exported exists twice: the captured text and its encoded request."""
 
 
 class RecordBuffer(Generic[T]):
@@ -49,6 +59,7 @@ class RecordBuffer(Generic[T]):
         self._stats = stats
         self._items: deque[tuple[T, int]] = deque()
         self._bytes = 0
+        self._in_flight_bytes = 0
         self._lock = threading.Lock()
         self._wake_pending = False
         self._on_wake: Callable[[], None] = _noop
@@ -61,7 +72,10 @@ class RecordBuffer(Generic[T]):
         """Queue ``item``; ``False`` (and a counted drop) when the buffer is full."""
         size = text_length + RECORD_OVERHEAD_BYTES
         with self._lock:
-            if len(self._items) >= self.max_records or self._bytes + size > self.max_bytes:
+            if (
+                len(self._items) >= self.max_records
+                or self._bytes + self._in_flight_bytes + size > self.max_bytes
+            ):
                 self._stats.count_drop("queue_full")
                 return False
             self._items.append((item, size))
@@ -76,11 +90,13 @@ class RecordBuffer(Generic[T]):
             self._on_wake()
         return True
 
-    def take(self, max_records: int, max_bytes: int) -> list[T]:
-        """Remove and return the oldest items, up to ``max_records`` and ``max_bytes``.
+    def take(self, max_records: int, max_bytes: int) -> tuple[list[T], int]:
+        """Remove the oldest items, up to ``max_records`` and ``max_bytes``.
 
         Always returns at least one item when any is queued, so a single item
-        larger than ``max_bytes`` still moves (it is chunked downstream).
+        larger than ``max_bytes`` still moves (it is chunked downstream). Returns
+        the items and the bytes still charged for them, to :meth:`release` once
+        the batch is delivered or dropped.
         """
         taken: list[T] = []
         with self._lock:
@@ -93,8 +109,15 @@ class RecordBuffer(Generic[T]):
                 self._bytes -= size
                 total += size
                 taken.append(item)
+            charged = total * IN_FLIGHT_FACTOR
+            self._in_flight_bytes += charged
             self._wake_pending = False
-        return taken
+        return taken, charged
+
+    def release(self, charged: int) -> None:
+        """A taken batch is done (delivered or dropped): stop charging it."""
+        with self._lock:
+            self._in_flight_bytes = max(self._in_flight_bytes - charged, 0)
 
     def clear(self) -> int:
         """Discard everything queued (after ``fork``: the parent sends those)."""
@@ -102,6 +125,7 @@ class RecordBuffer(Generic[T]):
             count = len(self._items)
             self._items.clear()
             self._bytes = 0
+            self._in_flight_bytes = 0
             self._wake_pending = False
         return count
 
@@ -110,6 +134,7 @@ class RecordBuffer(Generic[T]):
         self._lock = threading.Lock()
         self._items = deque()
         self._bytes = 0
+        self._in_flight_bytes = 0
         self._wake_pending = False
 
     def __len__(self) -> int:
@@ -117,7 +142,8 @@ class RecordBuffer(Generic[T]):
 
     @property
     def queued_bytes(self) -> int:
-        return self._bytes
+        """Bytes charged now: queued records plus the batch being exported."""
+        return self._bytes + self._in_flight_bytes
 
 
 def _noop() -> None:

@@ -200,19 +200,25 @@ class ExportPipeline:
     def _drain(self) -> None:
         settings = self.settings
         while len(self._buffer):
-            captured = self._buffer.take(settings.max_batch_records, settings.max_batch_bytes)
+            captured, charged = self._buffer.take(
+                settings.max_batch_records, settings.max_batch_bytes
+            )
             if not captured:
                 return
-            plan = self._plan(captured)
-            with self._idle:
-                self._in_flight = sum(len(request) for _, requests in plan for request in requests)
-            for sink, requests in plan:
-                for request in requests:
-                    self._deliver(sink, request)
-                    with self._idle:
-                        self._in_flight = max(self._in_flight - len(request), 0)
-                    if self._abandon:
-                        return
+            try:
+                plan = self._plan(captured)
+                del captured  # the encoded requests are all that is needed now
+                with self._idle:
+                    self._in_flight = sum(len(r) for _, requests in plan for r in requests)
+                for sink, requests in plan:
+                    for request in requests:
+                        self._deliver(sink, request)
+                        with self._idle:
+                            self._in_flight = max(self._in_flight - len(request), 0)
+                        if self._abandon:
+                            return
+            finally:
+                self._buffer.release(charged)
 
     def _plan(self, captured: list[CapturedRecord]) -> list[tuple[Sink, list[Any]]]:
         """Each sink with the requests (in the representation it accepts) for this batch."""

@@ -121,6 +121,7 @@ def main() -> int:
     parser.add_argument("--no-console", action="store_true")
     parser.add_argument("--marks", help="where step 'phases' writes its phase times")
     parser.add_argument("--counters", help="write the bridge's counters here at the end")
+    parser.add_argument("--timing", help="write the seconds the steps took here (benchmarks)")
     args = parser.parse_args()
 
     import torch
@@ -144,6 +145,7 @@ def main() -> int:
         }
         torch._logging.set_logs(**settings)
 
+    started = time.perf_counter()
     for step in args.steps.split(","):
         if step == "main":
             step_main()
@@ -158,6 +160,9 @@ def main() -> int:
         elif step:
             print(f"unknown step {step}", file=sys.stderr)
             return 2
+    if args.timing:
+        with open(args.timing, "w") as out:
+            json.dump({"compile_s": time.perf_counter() - started}, out)
     if args.counters:
         import torch_otel
 

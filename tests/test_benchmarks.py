@@ -1,0 +1,39 @@
+"""The overhead benchmark runs and reports every goal (on tiny sizes; ratios are not
+asserted here: they live in the benchmark's output, see the README)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import REPO, clean_env
+
+
+def test_benchmark_prints_one_line_per_goal() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "overhead.py"),
+            "--quick",
+            "--goals",
+            "1,2,4",
+            "--repeats",
+            "1",
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = re.findall(
+        r"^(goal-\d+b?): ratio=(-?\d+\.\d+) target<=(\d+(?:\.\d+)?) (PASS|FAIL)$",
+        result.stdout,
+        re.MULTILINE,
+    )
+    goals = {goal for goal, *_ in lines}
+    assert goals == {"goal-1", "goal-2", "goal-4"}, result.stdout
+    assert "emitting-thread CPU per record" in result.stdout
+    assert "whole-process CPU per exported record" in result.stdout
+    assert "peak RSS growth" in result.stdout
