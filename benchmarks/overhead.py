@@ -514,7 +514,8 @@ def main() -> int:
                     ratio,
                     1.1,
                     f"peak RSS growth {result['growth_bytes'] / 2**20:.1f} MiB while "
-                    f"{result['streamed_bytes'] / 2**20:.0f} MiB streamed into a stalled collector; "
+                    f"{result['streamed_bytes'] / 2**20:.0f} MiB streamed into a stalled "
+                    "collector; "
                     f"byte bound {bound / 2**20:.0f} MiB; accepted {result['accepted']}, "
                     f"dropped queue_full {result['dropped_queue_full']}",
                 )
