@@ -19,26 +19,30 @@ from typing import Any
 BOOTSTRAP_ENV = "TORCH_OTEL_BOOTSTRAP"
 
 
-def install_from_environment() -> None:
+def install_from_environment(**options: Any) -> None:
     """Install with settings from ``TORCH_OTEL_*``; report problems on one line, never crash."""
     try:
         import torch_otel
 
-        torch_otel.install()
+        torch_otel.install(**options)
     except Exception as error:  # the job must run even if the bridge cannot
         print(f"torch-otel: not installed in pid {os.getpid()}: {error}", file=sys.stderr)
 
 
-def install_when_torch_imported() -> None:
+def install_when_torch_imported(**options: Any) -> None:
+    """Install now if torch is imported, else right after ``import torch`` completes."""
     if "torch" in sys.modules and hasattr(sys.modules["torch"], "_logging"):
-        install_from_environment()
+        install_from_environment(**options)
         return
     if not any(isinstance(finder, _TorchImportWatcher) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _TorchImportWatcher())
+        sys.meta_path.insert(0, _TorchImportWatcher(options))
 
 
 class _TorchImportWatcher(importlib.abc.MetaPathFinder):
     """Finds nothing itself; wraps the real loader of ``torch`` to run code after it."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         if fullname != "torch":
@@ -49,9 +53,11 @@ class _TorchImportWatcher(importlib.abc.MetaPathFinder):
             return spec
         original_exec = spec.loader.exec_module
 
+        options = self._options
+
         def exec_module(module: Any) -> None:
             original_exec(module)
-            install_from_environment()
+            install_from_environment(**options)
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec

@@ -65,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_bridge_options(run)
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command to run, after --")
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="print the effective configuration (secrets redacted) and check the endpoint",
+    )
+    _add_bridge_options(doctor)
+    doctor.add_argument("--no-check", action="store_true", help="do not contact the endpoint")
+
+    summary = commands.add_parser(
+        "summary", help="tables of records per component, artifact, compile id and rank"
+    )
+    summary.add_argument("files", nargs="+", metavar="FILE", help="OTLP/JSON lines files")
+    summary.add_argument("--top", type=int, default=10, help="rows of the largest-N tables")
     return parser
 
 
@@ -89,6 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "run":
             return _run(args, parser)
+        if args.command == "doctor":
+            from torch_otel.doctor import run_doctor
+
+            _validate_torch_logs_early()
+            return run_doctor(
+                sys.stdout, check_endpoint=not args.no_check, arguments=bridge_options(args)
+            )
+        if args.command == "summary":
+            from torch_otel.summary import summarize_files
+
+            return summarize_files(args.files, sys.stdout, sys.stderr, top=args.top)
     except ConfigError as error:
         print(f"torch-otel: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -106,3 +106,46 @@ def origin_table(tally: RecordTally) -> str:
     ]
     rows.append(("total", "", tally.total))
     return format_table(("component", "artifact", "records"), rows)
+
+
+def summarize_files(paths: list[str], out: Any, err: Any, *, top: int = 10) -> int:
+    """``torch-otel summary``: tables from OTLP/JSON files; bad lines reported, skipped."""
+    from torch_otel.otlp_json import BadLine, flatten_logs, iter_requests
+
+    tally = RecordTally()
+    bad: list[BadLine] = []
+    signals: Counter[str] = Counter()
+    for path in paths:
+        for signal, request in iter_requests(path, bad_lines=bad):
+            signals[signal] += 1
+            if signal != "logs":
+                continue
+            for record in flatten_logs(request):
+                body = record.body if isinstance(record.body, str) else ""
+                tally.add(
+                    record.attributes,
+                    len(body.encode("utf-8")),
+                    record.resource.get(attr.TORCH_DISTRIBUTED_RANK),
+                )
+    for problem in bad:
+        print(f"{problem.path}:{problem.line_number}: skipped: {problem.error}", file=err)
+    print(
+        f"{tally.total} records ({tally.bytes_total / 2**20:.1f} MiB of text) from "
+        f"{sum(signals.values())} export requests in {len(paths)} file(s)",
+        file=out,
+    )
+    print("", file=out)
+    print(origin_table(tally), file=out)
+    print("", file=out)
+    ranks = sorted(tally.by_rank.items(), key=lambda item: (item[0] == "-", item[0]))
+    print(format_table(("rank", "records"), ranks), file=out)
+    print("", file=out)
+    compile_rows = sorted(tally.by_compile_id.items(), key=lambda item: -item[1])[:top]
+    print(format_table(("compile id", "records"), compile_rows), file=out)
+    print("", file=out)
+    largest = [
+        (f"{size / 1024:.1f} KiB", artifact, trace_id)
+        for size, artifact, trace_id, _ in tally.largest[:top]
+    ]
+    print(format_table(("largest", "artifact", "compile id"), largest), file=out)
+    return 0
