@@ -66,11 +66,11 @@ CASES = [
         logger_name="torch.__trace",
         message="payload",
         metadata={
-            "__event_name__": "torch.trace.compilation_metrics",
-            "n": -7,
-            "ratio": 0.25,
-            "ok": True,
-            "names": ["a", "b"],
+            "compilation_metrics": {"n": -7, "ratio": 0.25, "ok": True, "names": ["a", "b"]},
+            "frame_id": 2,
+            "frame_compile_id": 1,
+            "attempt": 1,
+            "rank": 0,
         },
     ),
 ]

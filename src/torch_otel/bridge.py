@@ -103,7 +103,14 @@ class TorchOtelBridge:
             ),
             on_thread_start=self._ignore_thread,
         )
-        self.sync = TorchLoggingSync(self.handler, self.resolver, console=settings.console)
+        self.trace_handler: Any = None
+        if settings.trace:
+            from torch_otel.trace_events import TraceHandler
+
+            self.trace_handler = TraceHandler(self.buffer)
+        self.sync = TorchLoggingSync(
+            self.handler, self.resolver, console=settings.console, trace_handler=self.trace_handler
+        )
         self._mapper: Any = None
         self._encoder: Any = None
         self._hooks = ExitHooks(on_exit=self._at_exit, on_fork_child=self._after_fork_in_child)
@@ -219,6 +226,8 @@ class TorchOtelBridge:
 
     def _ignore_thread(self, thread_id: int) -> None:
         self.handler.ignored_thread_ids = frozenset({thread_id})
+        if self.trace_handler is not None:
+            self.trace_handler.ignored_thread_ids = frozenset({thread_id})
 
     # -- lifecycle -------------------------------------------------------------------
     def _deadline(self, timeout_s: float | None) -> float:

@@ -126,7 +126,9 @@ class RecordMapper:
         context = self._context_for(record)
         event_name = None
         if record.metadata is not None:
-            event_name = record.metadata.get("__event_name__")
+            from torch_otel.trace_events import event_name as trace_event_name
+
+            event_name = trace_event_name(record.metadata)
         body, escaped = valid_utf8(record.message)
         if escaped:
             attributes[attr.TORCH_OTEL_RENDER_ERROR] = "body had invalid UTF-8 (escaped)"
@@ -197,9 +199,9 @@ class RecordMapper:
         if record.render_error:
             attributes[attr.TORCH_OTEL_RENDER_ERROR] = record.render_error
         if record.metadata is not None:
-            for key, value in record.metadata.items():
-                if key != "__event_name__":
-                    attributes[key] = value
+            from torch_otel.trace_events import trace_attributes
+
+            attributes.update(trace_attributes(record))
         return attributes
 
     def _scope(self, logger_name: str) -> InstrumentationScope:

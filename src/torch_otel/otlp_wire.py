@@ -286,8 +286,9 @@ class OtlpLogEncoder:
     def _event_name_bytes(record: CapturedRecord) -> bytes:
         if record.metadata is None:
             return b""
-        name = record.metadata.get("__event_name__")
-        return _len_field(_EVENT_NAME, name.encode("utf-8")) if name else b""
+        from torch_otel.trace_events import event_name
+
+        return _len_field(_EVENT_NAME, event_name(record.metadata).encode("utf-8"))
 
 
 def _body(text: str) -> bytes:
