@@ -102,7 +102,11 @@ class TorchOtelBridge:
                 max_batch_bytes=settings.max_batch_bytes,
             ),
             on_thread_start=self._ignore_thread,
+            observe=self._observe if settings.trace else None,
         )
+        self._telemetry: Any = None
+        self._own_signal_providers: list[Any] = []
+        self._app_signal_providers: list[Any] = []
         self.trace_handler: Any = None
         if settings.trace:
             from torch_otel.trace_events import TraceHandler
@@ -157,7 +161,9 @@ class TorchOtelBridge:
             self._started = False
             self._hooks.uninstall()
             self.sync.stop()
+            deadline = time.monotonic() + self._deadline(timeout_s)
             self.pipeline.shutdown(self._deadline(timeout_s))
+            self._stop_signal_providers(max(deadline - time.monotonic(), 0.5))
         if self.settings.debug:
             _disable_debug_output()
         return self.stats.snapshot()
@@ -201,7 +207,60 @@ class TorchOtelBridge:
     def _get_mapper(self) -> Any:
         if self._mapper is None:
             self._mapper = self._make_mapper()
+            if self._telemetry is not None:
+                self._mapper.span_lookup = self._telemetry.span_context_for
         return self._mapper
+
+    def _observe(self, captured: list[CapturedRecord]) -> None:
+        """Compile spans and metrics (``--trace``), advanced batch by batch."""
+        if self._telemetry is None:
+            self._telemetry = self._make_telemetry()
+            self._get_mapper().span_lookup = self._telemetry.span_context_for
+        self._telemetry.observe(captured)
+
+    def _make_telemetry(self) -> Any:
+        from torch_otel import __version__
+        from torch_otel.compile_telemetry import CompileTelemetry
+        from torch_otel.signals import (
+            application_meter_provider,
+            application_tracer_provider,
+            build_meter_provider,
+            build_tracer_provider,
+        )
+
+        resource = self._get_mapper().resource
+        tracer_provider = meter_provider = None
+        if self.profile is None:  # the application's own OTel setup
+            tracer_provider = application_tracer_provider()
+            meter_provider = application_meter_provider()
+            self._app_signal_providers = [p for p in (tracer_provider, meter_provider) if p]
+        else:
+            tracer_provider = build_tracer_provider(self.profile.span_exporters, resource)
+            meter_provider = build_meter_provider(self.profile.metric_exporters, resource)
+            self._own_signal_providers = [p for p in (tracer_provider, meter_provider) if p]
+        tracer = tracer_provider.get_tracer("torch_otel", __version__) if tracer_provider else None
+        meter = meter_provider.get_meter("torch_otel", __version__) if meter_provider else None
+        return CompileTelemetry(tracer, meter)
+
+    def _stop_signal_providers(self, timeout_s: float) -> None:
+        """End open spans, flush spans and metrics, shut down only our own providers."""
+        import threading
+
+        if self._telemetry is not None:
+            self._telemetry.close()
+        deadline = time.monotonic() + timeout_s
+        for provider in self._own_signal_providers + self._app_signal_providers:
+            remaining = max(deadline - time.monotonic(), 0.0)
+            try:
+                provider.force_flush(int(remaining * 1000))
+            except Exception:  # pragma: no cover - a flush must not fail the stop
+                pass
+        for provider in self._own_signal_providers:
+            # shutdown() has no deadline of its own; never let it hold the exit.
+            closer = threading.Thread(target=provider.shutdown, daemon=True)
+            closer.start()
+            closer.join(max(deadline - time.monotonic(), 0.0))
+        self._own_signal_providers = []
 
     def _make_mapper(self) -> Any:
         from torch_otel.mapping import RecordMapper
@@ -250,6 +309,8 @@ class TorchOtelBridge:
         self.stats.reset_after_fork()
         self._mapper = None  # new process: new pid in the resource
         self._encoder = None
+        self._telemetry = None  # the parent's open spans are the parent's
+        self._own_signal_providers = []
         self.handler.ignored_thread_ids = frozenset()
         self.pipeline.reinit_after_fork()
 

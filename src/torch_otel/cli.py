@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("files", nargs="+", metavar="FILE", help="OTLP/JSON lines files")
     summary.add_argument("--top", type=int, default=10, help="rows of the largest-N tables")
+
+    to_tlparse = commands.add_parser(
+        "to-tlparse",
+        help="rebuild torch's TORCH_TRACE files (for tlparse) from --trace OTLP/JSON output",
+    )
+    to_tlparse.add_argument("inputs", nargs="+", metavar="INPUT", help="OTLP/JSON lines files")
+    to_tlparse.add_argument(
+        "-o", "--output-dir", required=True, metavar="DIR", help="where to write the trace files"
+    )
     return parser
 
 
@@ -113,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from torch_otel.summary import summarize_files
 
             return summarize_files(args.files, sys.stdout, sys.stderr, top=args.top)
+        if args.command == "to-tlparse":
+            from torch_otel.to_tlparse import run_to_tlparse
+
+            return run_to_tlparse(args.inputs, args.output_dir, sys.stdout, sys.stderr)
     except ConfigError as error:
         print(f"torch-otel: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -358,7 +358,13 @@ def build_exporter(spec: ExporterSpec) -> ClassifiedExporter:
     if spec.kind == "file":
         from opentelemetry.exporter.otlp.json.file._log_exporter import FileLogExporter
 
-        exporter = FileLogExporter(spec.path) if spec.path else FileLogExporter()
+        from torch_otel.signals import shared_line_stream
+
+        exporter = (
+            FileLogExporter(stream=shared_line_stream(spec.path))
+            if spec.path
+            else FileLogExporter()
+        )
         return ClassifiedExporter(exporter, spec)
     from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 

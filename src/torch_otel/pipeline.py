@@ -83,8 +83,10 @@ class ExportPipeline:
         stats: BridgeStats,
         settings: PipelineSettings,
         on_thread_start: Callable[[int], None] | None = None,
+        observe: Callable[[list[CapturedRecord]], None] | None = None,
     ) -> None:
         self._buffer = buffer
+        self._observe = observe
         self._encoders = encoders
         self._make_sinks = make_sinks
         self._stats = stats
@@ -222,6 +224,11 @@ class ExportPipeline:
 
     def _plan(self, captured: list[CapturedRecord]) -> list[tuple[Sink, list[Any]]]:
         """Each sink with the requests (in the representation it accepts) for this batch."""
+        if self._observe is not None:
+            try:
+                self._observe(captured)  # compile spans and metrics, before mapping
+            except Exception as error:
+                self.last_error = f"compile telemetry failed: {type(error).__name__}: {error}"
         built: dict[str, list[Any]] = {}
         plan: list[tuple[Sink, list[Any]]] = []
         for sink in self.sinks:

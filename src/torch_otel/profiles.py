@@ -44,13 +44,21 @@ class BatchSettings:
 
 @dataclass
 class Profile:
-    """A loaded, validated exporter profile."""
+    """A loaded, validated exporter profile.
+
+    ``exporters`` are the log exporters; ``span_exporters`` and
+    ``metric_exporters`` (with their export interval in seconds) come from the
+    ``tracer_provider`` and ``meter_provider`` sections and are used by the
+    structured-trace features (``--trace``).
+    """
 
     name: str
     path: Path
     exporters: list[ExporterSpec]
     batch: BatchSettings
     config: Any = field(repr=False)
+    span_exporters: list[ExporterSpec] = field(default_factory=list)
+    metric_exporters: list[tuple[ExporterSpec, float]] = field(default_factory=list)
 
     def describe(self) -> str:
         targets = "; ".join(spec.describe() for spec in self.exporters) or "no log exporter"
@@ -139,7 +147,41 @@ def load_profile(name_or_path: str, *, output: str | None = None) -> Profile:
             else:
                 raise ConfigError(setting, "processor must be 'batch' or 'simple'")
             exporters.append(spec_from_config(block, f"{setting}.exporter"))
-    return Profile(name=name_or_path, path=path, exporters=exporters, batch=batch, config=config)
+    span_exporters: list[ExporterSpec] = []
+    if config.tracer_provider is not None:
+        for index, processor in enumerate(config.tracer_provider.processors):
+            block = (
+                (processor.batch or processor.simple).exporter
+                if (processor.batch or processor.simple)
+                else None
+            )
+            if block is None:
+                raise ConfigError(
+                    f"{path.name}: tracer_provider.processors[{index}]",
+                    "processor must be 'batch' or 'simple'",
+                )
+            span_exporters.append(
+                spec_from_config(block, f"{path.name}: tracer_provider.processors[{index}]")
+            )
+    metric_exporters: list[tuple[ExporterSpec, float]] = []
+    if config.meter_provider is not None:
+        for index, reader in enumerate(config.meter_provider.readers):
+            setting = f"{path.name}: meter_provider.readers[{index}]"
+            if reader.periodic is None:
+                raise ConfigError(setting, "only 'periodic' metric readers are supported")
+            interval_s = (reader.periodic.interval or 60000) / 1000.0
+            metric_exporters.append(
+                (spec_from_config(reader.periodic.exporter, f"{setting}.exporter"), interval_s)
+            )
+    return Profile(
+        name=name_or_path,
+        path=path,
+        exporters=exporters,
+        batch=batch,
+        config=config,
+        span_exporters=span_exporters,
+        metric_exporters=metric_exporters,
+    )
 
 
 def _batch_settings(batch: Any) -> BatchSettings:

@@ -180,9 +180,7 @@ class TorchLoggingSync:
         if not self.console:
             self._remove_torch_console_handlers()
         if self.trace_handler is not None:
-            trace_logger = logging.getLogger(TRACE_LOGGER_NAME)
-            if self.trace_handler not in trace_logger.handlers:
-                trace_logger.addHandler(self.trace_handler)
+            _put_first(logging.getLogger(TRACE_LOGGER_NAME), self.trace_handler)
         for listener in self.listeners:
             listener()
 
@@ -197,6 +195,21 @@ class TorchLoggingSync:
             # Each re-initialisation makes a new generation of torch handlers;
             # only the latest one is worth restoring at stop().
             self._removed_console = removed
+
+
+def _put_first(logger: logging.Logger, handler: logging.Handler) -> None:
+    """Attach ``handler`` ahead of the others.
+
+    torch's ``LazyTraceHandler`` removes itself from ``torch.__trace`` on its first
+    record when no ``TORCH_TRACE`` directory is set, *while* ``callHandlers`` is
+    iterating the handler list: the handler after it misses that record (the
+    first ``dynamo`` event of the run). Going first avoids that.
+    """
+    if logger.handlers[:1] == [handler]:
+        return
+    logger.addHandler(handler)  # takes logging's lock; then move it to the front
+    handlers = [handler] + [h for h in logger.handlers if h is not handler]
+    logger.handlers = handlers
 
 
 def _is_torch_handler(handler: logging.Handler) -> bool:
