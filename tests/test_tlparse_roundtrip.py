@@ -214,6 +214,11 @@ def _chunk_key(record: dict) -> tuple[str, int] | None:
     return values[CHUNK_GROUP]["stringValue"], int(values[CHUNK_INDEX]["intValue"])
 
 
+def _metadata(record: dict) -> dict:
+    values = {kv["key"]: kv["value"] for kv in record.get("attributes", [])}
+    return json.loads(values.get("torch.trace.metadata", {}).get("stringValue", "{}"))
+
+
 def _log_records(request: dict) -> list[tuple[dict, dict]]:
     """``(scope_logs, record)`` pairs of a logs request."""
     return [
@@ -329,7 +334,7 @@ def test_records_exported_out_of_order(roundtrip: RoundTrip, tmp_path: Path) -> 
     version = None
     for request in requests:
         for scope_logs, record in _log_records(request):
-            if '"torch_version"' in json.dumps(record.get("attributes")):
+            if _metadata(record).get("artifact", {}).get("name") == "torch_version":
                 scope_logs["logRecords"].remove(record)
                 version = record
     assert version is not None

@@ -166,6 +166,9 @@ def rebuild(
 
     Raises :class:`ConfigError` when none of the inputs can be opened or
     ``out_dir`` cannot be written; everything else is collected in the report.
+    An input named twice is read once (its records would otherwise be doubled).
+    ``progress`` gets a line per 5 % read when the inputs total at least
+    ``progress_threshold`` bytes (see the module docstring).
     """
     report = RebuildReport()
     sizes: dict[Path, int] = {}
