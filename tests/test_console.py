@@ -1,0 +1,49 @@
+"""Console: torch's stderr output is unchanged by default; console=False removes torch's
+own stderr handlers (export only); stopping the bridge gives them back."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+from bridge_helpers import bridged, guards_log
+
+
+@pytest.mark.parametrize("console", [True, False])
+def test_console_setting(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], console: bool
+) -> None:
+    memory = InMemoryLogRecordExporter()
+    with bridged(monkeypatch, profile="none", exporters=(memory,), console=console) as bridge:
+        # bridged() turned guards on through set_logs(): torch re-created its handlers,
+        # and the bridge applied the console setting to the new ones.
+        guards_log().debug("visible-on-stderr-only-with-console")
+        assert bridge.flush(5)
+    printed = capfd.readouterr().err
+    assert [r.log_record.body for r in memory.get_finished_logs()] == [
+        "visible-on-stderr-only-with-console"
+    ]
+    assert ("visible-on-stderr-only-with-console" in printed) is console
+    assert "[__guards] visible-on-stderr-only-with-console" in printed or not console
+
+
+def test_stopping_the_bridge_restores_torchs_console(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import torch._logging
+
+    from torch_otel.bridge import TorchOtelBridge
+    from torch_otel.settings import BridgeSettings
+
+    settings = BridgeSettings.resolve({"exporter": "none", "console": False}, {})
+    bridge = TorchOtelBridge(settings, exporters=(InMemoryLogRecordExporter(),)).start()
+    torch._logging.set_logs(guards=True)
+    try:
+        guards_log().debug("while-bridged")
+        bridge.stop(5)
+        guards_log().debug("after-stop")  # no set_logs() in between
+    finally:
+        torch._logging.set_logs()
+    printed = capfd.readouterr().err
+    assert "while-bridged" not in printed
+    assert "after-stop" in printed
