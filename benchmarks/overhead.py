@@ -20,6 +20,9 @@ goal-4  peak RSS growth while 1 GB of records streams through a stalled collecto
         the configured byte bound <= 1.1
 goal-5  (structured trace) torch.compile wall time with --trace / TORCH_TRACE to a
         local file <= 1.0 (reported; see the README)
+goal-6  start-up of a fresh interpreter that imports torch (a rank, a spawn child, a
+        compile worker) under `torch-otel run` / without <= 1.05; the start-up added to a
+        Python process that never imports torch is printed too
 """
 
 from __future__ import annotations
@@ -342,6 +345,34 @@ def compile_time(env: dict[str, str], *cli: str) -> float:
         return json.loads(timing.read_text())["compile_s"]
 
 
+def _run_child_environment(endpoint: str) -> dict[str, str]:
+    """The environment `torch-otel run` gives its command (read back through `env -0`)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch_otel.cli",
+            "run",
+            "--exporter",
+            "otlp-grpc",
+            "--",
+            "env",
+            "-0",
+        ],
+        env=_clean_env({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    ).stdout.decode()
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
+def _startup(env: dict[str, str], code: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def verdict(goal: str, ratio: float, target: float, details: str) -> str:
     status = "PASS" if ratio <= target else "FAIL"
     return f"{goal}: ratio={ratio:.3f} target<={target:g} {status}\n    {details}"
@@ -351,7 +382,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check it runs")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--goals", default="1,2,3,4,5")
+    parser.add_argument("--goals", default="1,2,3,4,5,6")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--mix", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -544,6 +575,28 @@ def main() -> int:
                     1.0,
                     f"torch.compile wall time, structured trace (median of {reps}): --trace over "
                     f"OTLP {a:.2f} s, TORCH_TRACE to a local file {b:.2f} s",
+                )
+            )
+            print(lines[-1], flush=True)
+
+        if "6" in goals:
+            reps = 5 if quick else 11
+            child_env = _run_child_environment(endpoint)
+            plain_env = _clean_env()
+            torch_plain = [_startup(plain_env, "import torch") for _ in range(reps)]
+            torch_run = [_startup(child_env, "import torch") for _ in range(reps)]
+            bare_plain = [_startup(plain_env, "pass") for _ in range(reps)]
+            bare_run = [_startup(child_env, "pass") for _ in range(reps)]
+            a, b = statistics.median(torch_run), statistics.median(torch_plain)
+            lines.append(
+                verdict(
+                    "goal-6",
+                    a / b,
+                    1.05,
+                    f"fresh interpreter start-up with `import torch` (median of {reps}): under "
+                    f"torch-otel run {a:.3f} s, plain {b:.3f} s; a process that never imports "
+                    f"torch: +{(statistics.median(bare_run) - statistics.median(bare_plain)) * 1000:.0f}"
+                    " ms",
                 )
             )
             print(lines[-1], flush=True)

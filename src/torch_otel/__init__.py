@@ -11,14 +11,9 @@ See the README for every option and the attribute contract.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
-from typing import Any
-
-from torch_otel.bridge import TorchOtelBridge
 from torch_otel.errors import ConfigError
-from torch_otel.settings import BridgeSettings
-from torch_otel.stats import StatsSnapshot
+
+__version__ = "0.1.0"
 
 __all__ = [
     "BridgeSettings",
@@ -31,73 +26,46 @@ __all__ = [
     "uninstall",
 ]
 
-__version__ = "0.1.0"
+# Importing the package must stay cheap: `torch-otel run` puts a bootstrap in
+# every Python process of a job, most of which never import torch. The bridge,
+# the API functions' implementation and OpenTelemetry load on first use.
+_LAZY = {
+    "TorchOtelBridge": "torch_otel.bridge",
+    "BridgeSettings": "torch_otel.settings",
+    "StatsSnapshot": "torch_otel.stats",
+}
 
 
-class _DefaultBridge:
-    """Holds the bridge ``install()`` manages; a test can still build its own bridges."""
+def __getattr__(name):  # type: ignore[no-untyped-def]
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'torch_otel' has no attribute {name!r}")
+    import importlib
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.bridge: TorchOtelBridge | None = None
-        self.arguments: dict[str, Any] = {}
-
-
-_default = _DefaultBridge()
+    return getattr(importlib.import_module(module), name)
 
 
-def install(
-    exporter: str | None = None,
-    *,
-    exporters: Sequence[Any] = (),
-    logger_provider: Any = None,
-    **options: Any,
-) -> TorchOtelBridge:
+def install(exporter=None, **options):  # type: ignore[no-untyped-def]
     """Bridge torch's compile logs to OpenTelemetry; idempotent, returns the bridge.
 
-    Args:
-        exporter: profile name (``console``, ``otlp-grpc``, ``otlp-http``,
-            ``file``, ``none``) or path to a declarative-config YAML file.
-            Default: ``TORCH_OTEL_EXPORTER``, else the application's own global
-            LoggerProvider if it set one, else from ``OTEL_EXPORTER_OTLP_PROTOCOL``,
-            else ``otlp-grpc``.
-        exporters: extra SDK log exporters to send to as well.
-        logger_provider: an SDK LoggerProvider to emit into instead.
-        **options: ``output``, ``console``, ``trace``, ``service_name``,
-            ``max_queue_records``, ``max_queue_bytes``, ``max_batch_bytes``,
-            ``max_body_bytes``, ``flush_timeout_s``, ``ranks``,
-            ``artifact_ranks``, ``debug`` (see the README).
-
-    Raises:
-        ConfigError: a setting, profile, endpoint or ``TORCH_LOGS`` is invalid.
+    See :func:`torch_otel._api.install` for the arguments. Raises
+    :class:`ConfigError` naming the setting, profile, endpoint or ``TORCH_LOGS``
+    value at fault.
     """
-    arguments = dict(options, exporter=exporter)
-    with _default.lock:
-        if _default.bridge is not None and _default.bridge.active:
-            if arguments != _default.arguments or exporters or logger_provider is not None:
-                import logging
+    from torch_otel._api import install as _install
 
-                logging.getLogger("torch_otel").warning(
-                    "torch-otel: already installed; ignoring new settings (call uninstall() first)"
-                )
-            return _default.bridge
-        settings = BridgeSettings.resolve(arguments)
-        bridge = TorchOtelBridge(settings, exporters=exporters, logger_provider=logger_provider)
-        bridge.start()
-        _default.bridge = bridge
-        _default.arguments = arguments
-        return bridge
+    return _install(exporter, **options)
 
 
-def uninstall(timeout_s: float | None = None) -> StatsSnapshot | None:
+def uninstall(timeout_s=None):  # type: ignore[no-untyped-def]
     """Detach from torch, flush (within ``timeout_s``), restore torch's console output."""
-    with _default.lock:
-        bridge, _default.bridge = _default.bridge, None
-    if bridge is None:
-        return None
-    return bridge.stop(timeout_s)
+    from torch_otel._api import uninstall as _uninstall
+
+    return _uninstall(timeout_s)
 
 
-def get_bridge() -> TorchOtelBridge | None:
+def get_bridge():  # type: ignore[no-untyped-def]
     """The bridge ``install()`` created, if any."""
-    return _default.bridge
+    from torch_otel._api import get_bridge as _get_bridge
+
+    return _get_bridge()

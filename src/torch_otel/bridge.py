@@ -268,7 +268,7 @@ class TorchOtelBridge:
 
         resource = build_resource(
             service_name=self.settings.service_name,
-            profile_config=self.profile.config if self.profile else None,
+            profile_attributes=self.profile.resource_attributes if self.profile else None,
         )
         return RecordMapper(self.resolver, resource, max_body_bytes=self.settings.max_body_bytes)
 
@@ -317,13 +317,13 @@ class TorchOtelBridge:
     @staticmethod
     def _application_provider() -> Any:
         """The global LoggerProvider when the application set an SDK one itself."""
-        try:
-            from opentelemetry._logs import get_logger_provider
-            from opentelemetry.sdk._logs import LoggerProvider
-        except ImportError:  # pragma: no cover
-            return None
+        from opentelemetry._logs import get_logger_provider
+
+        # Checked by module name so that processes without an SDK provider (the
+        # common case) do not import the SDK at start-up just to find out.
         provider = get_logger_provider()
-        return provider if isinstance(provider, LoggerProvider) else None
+        module = type(provider).__module__
+        return provider if module.startswith("opentelemetry.sdk._logs") else None
 
 
 class _CurrentStderrHandler(logging.StreamHandler):

@@ -15,6 +15,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from torch_otel import environment_variables as env
 from torch_otel.errors import ConfigError
@@ -152,7 +153,11 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("run needs a command after --, e.g. torch-otel run -- python train.py")
     options = bridge_options(args)
     child_env = run_environment(options, os.environ)
-    _validate_bridge_settings({}, environ=child_env)
+    profile = _validate_bridge_settings({}, environ=child_env)
+    # Every Python process of the job reuses this validation (see RESOLVED_PROFILE_ENV).
+    from torch_otel.profiles import RESOLVED_PROFILE_ENV
+
+    child_env[RESOLVED_PROFILE_ENV] = profile.to_cache()
     _validate_torch_logs_early()
     executable = shutil.which(command[0], path=child_env.get("PATH"))
     if executable is None:
@@ -184,9 +189,9 @@ def run_environment(options: dict[str, object], environ: os._Environ | dict) -> 
     return child
 
 
-def _validate_bridge_settings(arguments: dict[str, object], environ: dict | None = None) -> None:
+def _validate_bridge_settings(arguments: dict[str, object], environ: dict | None = None) -> Any:
     """Resolve settings and load the profile exactly as ``install()`` will (no torch import)."""
-    from torch_otel.profiles import default_profile_name, load_profile
+    from torch_otel.profiles import RESOLVED_PROFILE_ENV, default_profile_name, load_profile
     from torch_otel.settings import BridgeSettings
 
     saved = dict(os.environ)
@@ -195,7 +200,8 @@ def _validate_bridge_settings(arguments: dict[str, object], environ: dict | None
             os.environ.clear()
             os.environ.update(environ)
         settings = BridgeSettings.resolve(arguments)
-        load_profile(settings.exporter or default_profile_name(), output=settings.output)
+        os.environ.pop(RESOLVED_PROFILE_ENV, None)  # validate for real, never from a cache
+        return load_profile(settings.exporter or default_profile_name(), output=settings.output)
     finally:
         if environ is not None:
             os.environ.clear()

@@ -17,9 +17,12 @@ structured-trace features.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -59,10 +62,74 @@ class Profile:
     config: Any = field(repr=False)
     span_exporters: list[ExporterSpec] = field(default_factory=list)
     metric_exporters: list[tuple[ExporterSpec, float]] = field(default_factory=list)
+    resource_attributes: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def to_cache(self) -> str:
+        """JSON for :data:`RESOLVED_PROFILE_ENV` (see :func:`load_profile`)."""
+        return json.dumps(
+            {
+                "fingerprint": self.fingerprint,
+                "name": self.name,
+                "path": str(self.path),
+                "exporters": [asdict(spec) for spec in self.exporters],
+                "batch": asdict(self.batch),
+                "span_exporters": [asdict(spec) for spec in self.span_exporters],
+                "metric_exporters": [[asdict(spec), i] for spec, i in self.metric_exporters],
+                "resource_attributes": self.resource_attributes,
+            }
+        )
+
+    @classmethod
+    def from_cache(cls, data: dict[str, Any]) -> Profile:
+        return cls(
+            name=data["name"],
+            path=Path(data["path"]),
+            exporters=[_spec(item) for item in data["exporters"]],
+            batch=BatchSettings(**data["batch"]),
+            config=None,
+            span_exporters=[_spec(item) for item in data["span_exporters"]],
+            metric_exporters=[(_spec(item), float(i)) for item, i in data["metric_exporters"]],
+            resource_attributes=dict(data["resource_attributes"]),
+            fingerprint=data["fingerprint"],
+        )
 
     def describe(self) -> str:
         targets = "; ".join(spec.describe() for spec in self.exporters) or "no log exporter"
         return f"profile {self.name!r} ({self.path}): {targets}"
+
+
+RESOLVED_PROFILE_ENV = "TORCH_OTEL_RESOLVED_PROFILE"
+"""Set by ``torch-otel run`` for the processes it starts: the profile it validated.
+
+A process that finds it, with a fingerprint matching the profile file's content
+and the environment variables the file references, uses it as is instead of
+loading ``opentelemetry-configuration`` (and its schema validation) again: every
+Python process of a job (ranks, DataLoader and compile workers) would otherwise
+pay a few hundred milliseconds at start-up.
+"""
+
+
+def _spec(item: dict[str, Any]) -> ExporterSpec:
+    from torch_otel.exporters import TlsFiles
+
+    fields_ = dict(item)
+    fields_["tls"] = TlsFiles(**fields_["tls"])
+    return ExporterSpec(**fields_)
+
+
+def profile_fingerprint(path: Path, environ: Mapping[str, str] | None = None) -> str:
+    """Hash of the file and of the values of every ``${VAR}`` it references."""
+    environ = os.environ if environ is None else environ
+    content = path.read_bytes()
+    names = sorted(set(re.findall(rb"\$\{([A-Za-z_][A-Za-z0-9_]*)", content)))
+    digest = hashlib.sha256(content)
+    for name in names:
+        key = name.decode()
+        value = environ.get(key)
+        digest.update(f"\0{key}=".encode())
+        digest.update(b"\x01unset" if value is None else value.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def profile_directory() -> Path:
@@ -113,11 +180,20 @@ def load_profile(name_or_path: str, *, output: str | None = None) -> Profile:
     ``TORCH_OTEL_OUTPUT`` before the file is read, so the profile's
     ``${TORCH_OTEL_OUTPUT}`` and any child process see the same absolute path.
     """
-    from opentelemetry.configuration import ConfigurationError, load_config_file
-
     path = resolve_profile_path(name_or_path)
     if output or env.TORCH_OTEL_OUTPUT in os.environ or name_or_path == "file":
         os.environ[env.TORCH_OTEL_OUTPUT] = prepare_output_env(output)
+    fingerprint = profile_fingerprint(path)
+    cached = os.environ.get(RESOLVED_PROFILE_ENV)
+    if cached:
+        try:
+            data = json.loads(cached)
+            if data.get("fingerprint") == fingerprint and data.get("path") == str(path):
+                return Profile.from_cache(data)
+        except (ValueError, TypeError, KeyError):
+            pass  # stale or foreign: load the file properly below
+    from opentelemetry.configuration import ConfigurationError, load_config_file
+
     try:
         config = _load_quietly(load_config_file, path)
     except ConfigurationError as error:
@@ -128,7 +204,12 @@ def load_profile(name_or_path: str, *, output: str | None = None) -> Profile:
         ) from None
     if getattr(config, "disabled", None):
         return Profile(
-            name=name_or_path, path=path, exporters=[], batch=BatchSettings(), config=config
+            name=name_or_path,
+            path=path,
+            exporters=[],
+            batch=BatchSettings(),
+            config=config,
+            fingerprint=fingerprint,
         )
     exporters: list[ExporterSpec] = []
     batch = BatchSettings()
@@ -181,7 +262,24 @@ def load_profile(name_or_path: str, *, output: str | None = None) -> Profile:
         config=config,
         span_exporters=span_exporters,
         metric_exporters=metric_exporters,
+        resource_attributes=_explicit_resource_attributes(config),
+        fingerprint=fingerprint,
     )
+
+
+def _explicit_resource_attributes(config: Any) -> dict[str, Any]:
+    """The attributes the profile's ``resource`` section sets (not the SDK defaults)."""
+    if getattr(config, "resource", None) is None:
+        return {}
+    from opentelemetry.configuration.file import create_resource
+
+    configured = create_resource(config.resource)
+    return {
+        key: (list(value) if isinstance(value, tuple) else value)
+        for key, value in configured.attributes.items()
+        if not (key == "service.name" and str(value).startswith("unknown_service"))
+        and not key.startswith("telemetry.sdk.")
+    }
 
 
 def _batch_settings(batch: Any) -> BatchSettings:

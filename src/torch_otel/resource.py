@@ -56,7 +56,7 @@ def distributed_environment(environ: Mapping[str, str] | None = None) -> dict[st
 def build_resource(
     *,
     service_name: str | None = None,
-    profile_config: Any = None,
+    profile_attributes: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Any:
     """Create the SDK ``Resource`` for this process (call again after ``fork``)."""
@@ -83,17 +83,8 @@ def build_resource(
     resource = resource.merge(OTELResourceDetector().detect())
     if os.environ.get("OTEL_SERVICE_NAME"):
         resource = resource.merge(Resource({SERVICE_NAME: os.environ["OTEL_SERVICE_NAME"]}))
-    if profile_config is not None and getattr(profile_config, "resource", None) is not None:
-        from opentelemetry.configuration.file import create_resource
-
-        configured = create_resource(profile_config.resource)
-        explicit = {
-            key: value
-            for key, value in configured.attributes.items()
-            if not (key == SERVICE_NAME and str(value).startswith("unknown_service"))
-            and not key.startswith("telemetry.sdk.")
-        }
-        resource = resource.merge(Resource(explicit))
+    if profile_attributes:
+        resource = resource.merge(Resource(dict(profile_attributes)))
     if service_name:
         resource = resource.merge(Resource({SERVICE_NAME: service_name}))
     if extra:
