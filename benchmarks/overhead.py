@@ -588,6 +588,7 @@ def main() -> int:
             bare_plain = [_startup(plain_env, "pass") for _ in range(reps)]
             bare_run = [_startup(child_env, "pass") for _ in range(reps)]
             a, b = statistics.median(torch_run), statistics.median(torch_plain)
+            bare_ms = (statistics.median(bare_run) - statistics.median(bare_plain)) * 1000
             lines.append(
                 verdict(
                     "goal-6",
@@ -595,8 +596,7 @@ def main() -> int:
                     1.05,
                     f"fresh interpreter start-up with `import torch` (median of {reps}): under "
                     f"torch-otel run {a:.3f} s, plain {b:.3f} s; a process that never imports "
-                    f"torch: +{(statistics.median(bare_run) - statistics.median(bare_plain)) * 1000:.0f}"
-                    " ms",
+                    f"torch: +{bare_ms:.0f} ms",
                 )
             )
             print(lines[-1], flush=True)
