@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from torch_otel.buffer import RECORD_OVERHEAD_BYTES, RecordBuffer
+from torch_otel.buffer import IN_FLIGHT_FACTOR, RECORD_OVERHEAD_BYTES, RecordBuffer
 from torch_otel.errors import ConfigError
 from torch_otel.mapping import severity_for, split_utf8, valid_utf8
 from torch_otel.registry import ComponentResolver, owners_by_logger_name
@@ -97,21 +97,26 @@ def test_buffer_bounds_records_and_bytes_and_counts_drops() -> None:
     )
     assert [buffer.offer(str(i), 10) for i in range(5)] == [True, True, True, False, False]
     assert stats.snapshot().dropped == {"queue_full": 2}
+    record = 100 + RECORD_OVERHEAD_BYTES
     by_bytes: RecordBuffer[str] = RecordBuffer(
         max_records=1000,
-        max_bytes=2 * (RECORD_OVERHEAD_BYTES + 100),
+        max_bytes=10_000,
         wake_records=100,
         wake_bytes=10**9,
         stats=stats,
+        max_batch_bytes=2 * record,
     )
-    assert by_bytes.offer("a", 100) and by_bytes.offer("b", 100)
-    assert not by_bytes.offer("c", 1)
+    # Headroom for the in-flight copies of one batch: (factor - 1) x the largest batch.
+    capacity = (10_000 - (IN_FLIGHT_FACTOR - 1) * 2 * record) // record
+    accepted = [by_bytes.offer(str(i), 100) for i in range(capacity + 3)]
+    assert accepted == [True] * capacity + [False] * 3
+    assert by_bytes.queued_bytes <= 10_000
     taken, charged = by_bytes.take(10, 10**9)
-    assert taken == ["a", "b"]
-    # What the export thread holds still counts against the bound until released.
-    assert not by_bytes.offer("c", 100)
+    assert taken == ["0", "1"]  # capped at the batch size
+    assert by_bytes.queued_bytes <= 10_000  # the batch and its copies still count...
+    assert not by_bytes.offer("late", 100)  # ...so nothing fits until it is released
     by_bytes.release(charged)
-    assert by_bytes.offer("c", 100)
+    assert by_bytes.offer("late", 100)
 
 
 def test_buffer_take_respects_batch_bytes_but_always_moves_one() -> None:

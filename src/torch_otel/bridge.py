@@ -86,9 +86,12 @@ class TorchOtelBridge:
         self.buffer: RecordBuffer[CapturedRecord] = RecordBuffer(
             max_records=max_records,
             max_bytes=settings.max_queue_bytes,
-            wake_records=batch.max_batch_records,
-            wake_bytes=settings.max_batch_bytes,
+            # High water: past half its bounds, the buffer is exported without waiting
+            # for a pause in the logging (see PipelineSettings).
+            wake_records=max(max_records // 2, 1),
+            wake_bytes=settings.max_queue_bytes // 2,
             stats=self.stats,
+            max_batch_bytes=settings.max_batch_bytes,
         )
         self.handler = BridgeHandler(self.buffer, trace_id_filter=_trace_id_filter())
         self.pipeline = ExportPipeline(

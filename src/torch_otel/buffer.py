@@ -11,11 +11,12 @@ Sizes are the length of the rendered text plus a fixed per-record overhead
 on the compile thread, and a good proxy for both memory held and bytes on the
 wire (torch's logs are overwhelmingly ASCII).
 
-The byte bound covers what the export thread holds too: a batch taken for
-export stays charged, at :data:`IN_FLIGHT_FACTOR` times its size (the text plus
-its encoded copy), until :meth:`RecordBuffer.release` says it was delivered or
-dropped. So a stalled collector can hold at most the bound, not the bound plus
-whatever is stuck in a retry.
+The byte bound covers what the export thread holds too. A batch taken for
+export stays charged until :meth:`RecordBuffer.release` says it was delivered
+or dropped, and while it is in flight it exists about :data:`IN_FLIGHT_FACTOR`
+times (the text, its encoded request, the transport's copy); the buffer keeps
+that much headroom free for the largest batch it hands out. So a stalled
+collector holds at most the bound, not the bound plus what is stuck in a retry.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ T = TypeVar("T")
 RECORD_OVERHEAD_BYTES = 400
 """Bytes charged per record on top of its text (tuple, float, ints, queue slot: ~380 measured)."""
 
-IN_FLIGHT_FACTOR = 2
-"""A batch being exported exists twice: the captured text and its encoded request."""
+IN_FLIGHT_FACTOR = 3
+"""A batch being exported exists about three times: the captured text, its encoded
+request, and the transport's copy of that request while it is sent."""
 
 
 class RecordBuffer(Generic[T]):
@@ -51,9 +53,13 @@ class RecordBuffer(Generic[T]):
         wake_records: int,
         wake_bytes: int,
         stats: BridgeStats,
+        max_batch_bytes: int | None = None,
     ) -> None:
         self.max_records = max_records
         self.max_bytes = max_bytes
+        # Batches are capped so that their in-flight copies fit the headroom.
+        self.max_batch_bytes = min(max_batch_bytes or max_bytes, max(max_bytes // 4, 1))
+        self._headroom = (IN_FLIGHT_FACTOR - 1) * self.max_batch_bytes
         self._wake_records = wake_records
         self._wake_bytes = wake_bytes
         self._stats = stats
@@ -62,19 +68,34 @@ class RecordBuffer(Generic[T]):
         self._in_flight_bytes = 0
         self._lock = threading.Lock()
         self._wake_pending = False
+        self._offered = 0
         self._on_wake: Callable[[], None] = _noop
 
     def set_waker(self, on_wake: Callable[[], None]) -> None:
-        """Called (outside the lock) when enough has queued to be worth a batch."""
+        """Called (outside the lock) when the buffer passes its high-water mark."""
         self._on_wake = on_wake
+
+    @property
+    def offered(self) -> int:
+        """Records offered so far (accepted or not): the export thread watches it to see
+        whether torch is still logging."""
+        return self._offered
+
+    def above_high_water(self) -> bool:
+        """Queued enough that the export thread should not wait for a pause any longer."""
+        return (
+            len(self._items) >= self._wake_records
+            or self._bytes + self._in_flight_bytes >= self._wake_bytes
+        )
 
     def offer(self, item: T, text_length: int) -> bool:
         """Queue ``item``; ``False`` (and a counted drop) when the buffer is full."""
         size = text_length + RECORD_OVERHEAD_BYTES
         with self._lock:
+            self._offered += 1
             if (
                 len(self._items) >= self.max_records
-                or self._bytes + self._in_flight_bytes + size > self.max_bytes
+                or self._bytes + self._in_flight_bytes + size > self.max_bytes - self._headroom
             ):
                 self._stats.count_drop("queue_full")
                 return False
@@ -98,6 +119,7 @@ class RecordBuffer(Generic[T]):
         the items and the bytes still charged for them, to :meth:`release` once
         the batch is delivered or dropped.
         """
+        max_bytes = min(max_bytes, self.max_batch_bytes)
         taken: list[T] = []
         with self._lock:
             total = 0
@@ -109,10 +131,9 @@ class RecordBuffer(Generic[T]):
                 self._bytes -= size
                 total += size
                 taken.append(item)
-            charged = total * IN_FLIGHT_FACTOR
-            self._in_flight_bytes += charged
+            self._in_flight_bytes += total
             self._wake_pending = False
-        return taken, charged
+        return taken, total
 
     def release(self, charged: int) -> None:
         """A taken batch is done (delivered or dropped): stop charging it."""
@@ -142,8 +163,8 @@ class RecordBuffer(Generic[T]):
 
     @property
     def queued_bytes(self) -> int:
-        """Bytes charged now: queued records plus the batch being exported."""
-        return self._bytes + self._in_flight_bytes
+        """Bytes held now: queued records, plus the batch being exported with its copies."""
+        return self._bytes + self._in_flight_bytes * IN_FLIGHT_FACTOR
 
 
 def _noop() -> None:

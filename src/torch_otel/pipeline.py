@@ -57,12 +57,23 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class PipelineSettings:
+    """How the export thread paces itself.
+
+    ``pause_s`` / ``max_defer_s``: after each ``schedule_delay_s``, the thread waits
+    for torch to stop logging for ``pause_s`` before it exports, so that it does
+    not compete with a running compile for the GIL; it waits at most
+    ``max_defer_s``, and not at all once the buffer is past its high-water mark
+    (half its bounds), a flush is asked for, or the process is exiting.
+    """
+
     schedule_delay_s: float
     max_batch_records: int
     max_batch_bytes: int
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
     unknown_failure_attempts: int = 3
+    pause_s: float = 0.1
+    max_defer_s: float = 5.0
 
 
 class ExportPipeline:
@@ -181,6 +192,7 @@ class ExportPipeline:
         while True:
             self._wake.wait(self.settings.schedule_delay_s)
             self._wake.clear()
+            self._wait_for_a_pause()
             with self._idle:
                 if self._stop:
                     return
@@ -198,6 +210,18 @@ class ExportPipeline:
                     if not len(self._buffer):
                         self._flush_requested = False
                     self._idle.notify_all()
+
+    def _wait_for_a_pause(self) -> None:
+        """Let a burst of logging (a compile) finish before exporting, within limits."""
+        if not len(self._buffer):
+            return
+        deadline = time.monotonic() + self.settings.max_defer_s
+        while not (self._flush_requested or self._stop or self._buffer.above_high_water()):
+            before = self._buffer.offered
+            if self._wake.wait(self.settings.pause_s):
+                self._wake.clear()
+            if self._buffer.offered == before or time.monotonic() >= deadline:
+                return
 
     def _drain(self) -> None:
         settings = self.settings
