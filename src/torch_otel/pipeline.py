@@ -72,8 +72,8 @@ class PipelineSettings:
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
     unknown_failure_attempts: int = 3
-    pause_s: float = 0.1
-    max_defer_s: float = 5.0
+    pause_s: float = 0.2
+    max_defer_s: float = 30.0
 
 
 class ExportPipeline:
