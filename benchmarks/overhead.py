@@ -621,13 +621,15 @@ def main() -> int:
             print(lines[-1], flush=True)
 
         if "6" in goals:
-            reps = 5 if quick else 11
+            reps = 6 if quick else 16
             child_env = _run_child_environment(endpoint)
             plain_env = _clean_env()
-            torch_plain = [_startup(plain_env, "import torch") for _ in range(reps)]
-            torch_run = [_startup(child_env, "import torch") for _ in range(reps)]
-            bare_plain = [_startup(plain_env, "pass") for _ in range(reps)]
-            bare_run = [_startup(child_env, "pass") for _ in range(reps)]
+            torch_plain, torch_run, bare_plain, bare_run = [], [], [], []
+            for index in range(reps):  # interleaved, so drift hits both alike
+                order = [(plain_env, torch_plain, bare_plain), (child_env, torch_run, bare_run)]
+                for env, torch_times, bare_times in order if index % 2 == 0 else order[::-1]:
+                    torch_times.append(_startup(env, "import torch"))
+                    bare_times.append(_startup(env, "pass"))
             a, b = statistics.median(torch_run), statistics.median(torch_plain)
             bare_ms = (statistics.median(bare_run) - statistics.median(bare_plain)) * 1000
             lines.append(

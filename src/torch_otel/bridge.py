@@ -320,11 +320,13 @@ class TorchOtelBridge:
     @staticmethod
     def _application_provider() -> Any:
         """The global LoggerProvider when the application set an SDK one itself."""
-        from opentelemetry._logs import get_logger_provider
-
-        # Checked by module name so that processes without an SDK provider (the
-        # common case) do not import the SDK at start-up just to find out.
-        provider = get_logger_provider()
+        # An application that set a provider has imported the logs API; one that has
+        # not cannot have set one. So the common case costs no OTel import here,
+        # and the SDK class is recognised by its module, not by importing it.
+        logs_api = sys.modules.get("opentelemetry._logs")
+        if logs_api is None:
+            return None
+        provider = logs_api.get_logger_provider()
         module = type(provider).__module__
         return provider if module.startswith("opentelemetry.sdk._logs") else None
 

@@ -17,7 +17,6 @@ OTLP/HTTP, OTLP/JSON file, console). Two things are added here:
 from __future__ import annotations
 
 import enum
-import ipaddress
 import logging
 import re
 from collections.abc import Sequence
@@ -202,6 +201,8 @@ def is_loopback_host(host: str | None) -> bool:
         return False
     if host == "localhost" or host.endswith(".localhost"):
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
