@@ -389,3 +389,36 @@ def test_many_threads_logging_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
         assert counters.records_accepted == counters.records_exported == 4000
         thread_names = {r.attributes["thread.name"] for r in receiver.log_records()}
         assert len(thread_names) == 8
+
+
+def test_first_export_at_exit_still_works(tmp_path: Path) -> None:
+    """A short job whose only export is the exit flush: by then concurrent.futures
+    refuses work and the OTel SDK cannot be imported any more, so the bridge gets its
+    exporters ready at threading's exit hook (before atexit) and flushes at atexit."""
+    script = tmp_path / "short.py"
+    script.write_text(
+        "import concurrent.futures  # a thread pool exists, as in most real jobs\n"
+        "import torch._logging\n"
+        "torch._logging.set_logs(guards=True)\n"
+        "torch._logging.getArtifactLogger('torch._dynamo.guards', 'guards').debug('only one')\n"
+    )
+    output = tmp_path / "short.jsonl"
+    from conftest import TORCH_OTEL, run_python
+
+    run = run_python(
+        [
+            *TORCH_OTEL,
+            "run",
+            "--exporter",
+            "file",
+            "--output",
+            str(output),
+            "--",
+            sys.executable,
+            str(script),
+        ],
+        output=output,
+    )
+    assert run.returncode == 0, run.stderr
+    assert [r.body for r in run.records] == ["only one"]
+    assert "torch-otel:" not in run.stderr

@@ -120,7 +120,11 @@ class TorchOtelBridge:
         )
         self._mapper: Any = None
         self._encoder: Any = None
-        self._hooks = ExitHooks(on_exit=self._at_exit, on_fork_child=self._after_fork_in_child)
+        self._hooks = ExitHooks(
+            on_exit=self._at_exit,
+            on_fork_child=self._after_fork_in_child,
+            on_prepare_exit=self._prepare_export,
+        )
 
     # -- public API ------------------------------------------------------------------
     @property
@@ -306,6 +310,18 @@ class TorchOtelBridge:
                 file=sys.stderr,
                 flush=True,
             )
+
+    def _prepare_export(self) -> None:
+        """Import and build everything exporting needs (see ExitHooks); idempotent."""
+        if not (len(self.buffer) or self.stats.records_accepted):
+            return  # nothing was ever logged: nothing to get ready for
+        self.pipeline.sinks  # noqa: B018 - builds the exporters
+        mapper = self._get_mapper()
+        if self._encoder is None:
+            from torch_otel.otlp_wire import OtlpLogEncoder
+
+            self._encoder = OtlpLogEncoder(mapper, max_request_bytes=self.settings.max_batch_bytes)
+        import opentelemetry.sdk._logs  # noqa: F401 - the SDK record path, for other sinks
 
     def _after_fork_in_child(self) -> None:
         self.buffer.reinit_after_fork()

@@ -32,9 +32,16 @@ from typing import Any
 class ExitHooks:
     """Registers and unregisters the process-level hooks for one bridge."""
 
-    def __init__(self, on_exit: Callable[[], None], on_fork_child: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        on_exit: Callable[[], None],
+        on_fork_child: Callable[[], None],
+        on_prepare_exit: Callable[[], None] | None = None,
+    ) -> None:
         self._on_exit = on_exit
         self._on_fork_child = on_fork_child
+        self._on_prepare_exit = on_prepare_exit
+        self._prepare_registered = False
         self._previous_sigterm: Any = None
         self._sigterm_installed = False
         self._active = False
@@ -42,6 +49,7 @@ class ExitHooks:
     def install(self) -> None:
         self._active = True
         atexit.register(self._run_exit)
+        self._register_prepare_exit()
         self._install_sigterm()
         _register_fork_hook(self)
         # multiprocessing clears its finalizer registry in each new child and then
@@ -61,6 +69,33 @@ class ExitHooks:
             except (ValueError, OSError):  # pragma: no cover
                 pass
         self._sigterm_installed = False
+
+    def _register_prepare_exit(self) -> None:
+        """Get ready for the exit flush while the interpreter can still import.
+
+        By the time ``atexit`` handlers run, ``concurrent.futures`` refuses new
+        work, and importing the OpenTelemetry SDK (which builds a ``Resource`` on a
+        thread pool at import) fails: a short job whose first export would be the
+        exit flush would lose its records. ``threading``'s own exit hooks run
+        before that point (and before ``atexit``), so the exporters are imported
+        and built there; the flush itself still runs at ``atexit``, after torch's
+        own exit-time logging.
+        """
+        register = getattr(threading, "_register_atexit", None)
+        if self._on_prepare_exit is None or register is None or self._prepare_registered:
+            return
+        try:
+            register(self._run_prepare_exit)
+            self._prepare_registered = True
+        except RuntimeError:  # interpreter already shutting down
+            pass
+
+    def _run_prepare_exit(self) -> None:
+        if self._active and self._on_prepare_exit is not None:
+            try:
+                self._on_prepare_exit()
+            except Exception:  # pragma: no cover - the flush reports what it could not do
+                pass
 
     def _run_exit(self) -> None:
         if self._active:

@@ -231,6 +231,8 @@ class ExportPipeline:
             )
             if not captured:
                 return
+            with self._idle:
+                self._in_flight = len(captured)  # counted as lost if planning fails
             try:
                 plan = self._plan(captured)
                 del captured  # the encoded requests are all that is needed now
