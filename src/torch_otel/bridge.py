@@ -323,6 +323,10 @@ class TorchOtelBridge:
             self._encoder = OtlpLogEncoder(mapper, max_request_bytes=self.settings.max_batch_bytes)
         import opentelemetry.sdk._logs  # noqa: F401 - the SDK record path, for other sinks
 
+        if self.settings.trace and self._telemetry is None:
+            self._telemetry = self._make_telemetry()
+            mapper.span_lookup = self._telemetry.span_context_for
+
     def _after_fork_in_child(self) -> None:
         self.buffer.reinit_after_fork()
         self.stats.reset_after_fork()
