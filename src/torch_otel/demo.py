@@ -65,10 +65,12 @@ def run_demo(bridge_options: dict[str, Any], out: TextIO | None = None) -> int:
     print(origin_table(summary.tally), file=out)
     if counters is not None:
         dropped = counters.describe_drops() or "none"
+        # Counters are per exporter; the demo's own tally is one of them.
+        exporters = max(len(bridge.pipeline.sinks), 1)
         print(
             f"\nrecords accepted {counters.records_accepted}, "
-            f"exported {counters.records_exported}, "
-            f"dropped {dropped}; profile: "
+            f"exported {counters.records_exported // exporters} (to each of {exporters - 1} "
+            f"exporter(s) and the demo's tally), dropped {dropped}; "
             f"{bridge.profile.describe() if bridge.profile else 'application provider'}",
             file=out,
         )
