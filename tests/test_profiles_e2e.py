@@ -142,3 +142,27 @@ def test_run_bridges_an_unmodified_script_with_compile_workers(
     # bootstrap installed the bridge there too, and its own records arrived.
     worker_pids = set(keys_pid for keys_pid, *_ in keys) - {main_pid}
     assert worker_pids, "no record from inductor's compile-worker process"
+
+
+def test_demo_exports_to_the_console_and_summarizes() -> None:
+    run = run_python([*TORCH_OTEL, "demo"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = run.stdout[run.stdout.index("torch-otel demo: records exported") :]
+    rows = {
+        tuple(line.split()[:2]): int(line.split()[-1])
+        for line in report.splitlines()[3:]
+        if line and not line.startswith(("total", "records")) and line.split()[-1].isdigit()
+    }
+    for artifact in ("guards", "recompiles", "graph_breaks", "output_code"):
+        assert rows.get(("dynamo" if artifact != "output_code" else "inductor", artifact), 0) > 0
+    console = run.stdout[: run.stdout.index("torch-otel demo: records exported")]
+    decoder, position, records = json.JSONDecoder(), 0, 0
+    while console[position:].strip():
+        while console[position].isspace():
+            position += 1
+        record, position = decoder.raw_decode(console, position)
+        records += 1
+        assert record["attributes"]["torch.component"]
+    total = int(next(line for line in report.splitlines() if line.startswith("total")).split()[-1])
+    assert records == total
+    assert "dropped none" in report
