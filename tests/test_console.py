@@ -47,3 +47,25 @@ def test_stopping_the_bridge_restores_torchs_console(
     printed = capfd.readouterr().err
     assert "while-bridged" not in printed
     assert "after-stop" in printed
+
+
+def test_application_provider_is_used_unless_a_profile_is_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bridge emits into the LoggerProvider the application set globally; an explicit
+    profile still wins. (The opentelemetry-instrument test covers a real distro setup.)"""
+    import opentelemetry._logs as logs_api
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    from torch_otel.bridge import TorchOtelBridge
+    from torch_otel.settings import BridgeSettings
+
+    app_memory = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(app_memory))
+    monkeypatch.setattr(logs_api._internal, "_LOGGER_PROVIDER", provider)
+    implicit = TorchOtelBridge(BridgeSettings.resolve({}, {}))
+    explicit = TorchOtelBridge(BridgeSettings.resolve({"exporter": "console"}, {}))
+    assert implicit.logger_provider is provider and implicit.profile is None
+    assert explicit.logger_provider is None and explicit.profile is not None

@@ -63,7 +63,10 @@ class TorchOtelBridge:
         if settings.debug:
             _enable_debug_output()
 
-        self.logger_provider = logger_provider or self._application_provider()
+        # The application's own provider is used unless a profile was chosen explicitly.
+        if logger_provider is None and not settings.exporter_from_user:
+            logger_provider = self._application_provider()
+        self.logger_provider = logger_provider
         self.profile: Profile | None = None
         if self.logger_provider is not None:
             _log.debug(
