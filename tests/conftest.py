@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,8 @@ def run_workload(
 # --- torch's stderr format -------------------------------------------------------------
 # <[rankN]:>L<MMDD HH:MM:SS.micros> <pid> <path>:<line>]< [trace id]>< [__artifact]> <text>
 _TORCH_LINE = re.compile(
-    r"^(?:\[rank(?P<rank>\d+)\]:)?(?P<level>[VIWEC])\d{4} \d\d:\d\d:\d\d\.\d{6} (?P<pid>\d+) "
+    r"^(?:\[rank(?P<rank>\d+)\]:)?(?P<level>[VIWEC])"
+    r"(?P<stamp>\d{4} \d\d:\d\d:\d\d\.\d{6}) (?P<pid>\d+) "
     r"(?P<path>[^\s:]+):(?P<line>\d+)\]"
     r"(?: \[(?P<trace>!?\d+(?:/\d+)*(?:_\d+)?)\])?"
     r"(?: \[__(?P<artifact>[a-z0-9_]+)\])? (?P<text>.*)$"
@@ -129,7 +131,10 @@ _TORCH_LINE = re.compile(
 
 @dataclass(frozen=True)
 class TorchLine:
+    """One line torch printed; ``stamp`` is its time as torch prints it (local, ms)."""
+
     pid: int
+    stamp: str
     level: str
     file: str
     line: int
@@ -147,6 +152,7 @@ def parse_torch_stderr(stderr: str) -> list[TorchLine]:
             lines.append(
                 TorchLine(
                     pid=int(match["pid"]),
+                    stamp=match["stamp"],
                     level=match["level"],
                     file=os.path.basename(match["path"]),
                     line=int(match["line"]),
@@ -165,9 +171,11 @@ def expected_torch_lines(record: FlatLogRecord) -> list[TorchLine]:
     """The stderr lines torch prints for an exported record (one per body line)."""
     attributes = record.attributes
     text = record.body if isinstance(record.body, str) else str(record.body)
+    stamp = torch_time_stamp(record.time_unix_nano)
     return [
         TorchLine(
             pid=int(record.resource["process.pid"]),
+            stamp=stamp,
             level=_LEVEL_LETTER.get(record.severity_text, "?"),
             file=os.path.basename(attributes["code.file.path"]),
             line=int(attributes["code.line.number"]),
@@ -177,6 +185,13 @@ def expected_torch_lines(record: FlatLogRecord) -> list[TorchLine]:
         )
         for piece in text.split("\n")
     ]
+
+
+def torch_time_stamp(time_unix_nano: int) -> str:
+    """The time as torch's formatter prints it: local time, whole milliseconds."""
+    created = time_unix_nano / 1e9
+    milliseconds = int((created - int(created)) * 1000)  # as logging.LogRecord.msecs
+    return f"{time.strftime('%m%d %H:%M:%S', time.localtime(created))}.{milliseconds * 1000:06d}"
 
 
 @pytest.fixture(scope="session")

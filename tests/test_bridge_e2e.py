@@ -129,22 +129,8 @@ def test_exported_records_equal_what_torch_printed(broad_env_run: Run) -> None:
     extra = exported - printed
     assert not missing, f"printed but not exported: {list(missing)[:3]}"
     assert not extra, f"exported but not printed: {list(extra)[:3]}"
-    # Each printed record is exported exactly once: group torch's lines back into
-    # records by their prefix and compare the counts per (file, line, compile id).
-    exported_records = Counter(
-        (
-            Path(r.attributes["code.file.path"]).name,
-            r.attributes["code.line.number"],
-            r.attributes.get("torch.compile.trace_id"),
-        )
-        for r in broad_env_run.records
-    )
-    printed_first_lines = Counter(
-        (line.file, line.line, line.trace_id)
-        for r in broad_env_run.records
-        for line in expected_torch_lines(r)[:1]
-    )
-    assert exported_records == printed_first_lines
+    # Every line carries its record's time stamp (ms) and call site, so a record
+    # exported twice, or not at all, shows up above as extra or missing lines.
     print(
         f"parity: {len(broad_env_run.records)} records, {sum(printed.values())} stderr lines "
         "compared"

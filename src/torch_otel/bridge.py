@@ -23,7 +23,6 @@ from torch_otel.pipeline import (
     ExporterSink,
     ExportPipeline,
     PipelineSettings,
-    PlainExporterSink,
     ProviderSink,
     Sink,
 )
@@ -206,13 +205,7 @@ class TorchOtelBridge:
 
     def _otlp_requests(self, captured: list[CapturedRecord]) -> list[Any]:
         """Pre-encoded OTLP requests (for the OTLP exporters; see ``otlp_wire``)."""
-        if self._encoder is None:
-            from torch_otel.otlp_wire import OtlpLogEncoder
-
-            self._encoder = OtlpLogEncoder(
-                self._get_mapper(), max_request_bytes=self.settings.max_batch_bytes
-            )
-        return self._encoder.encode(captured, time.time_ns())
+        return self._get_encoder().encode(captured, time.time_ns())
 
     def _get_mapper(self) -> Any:
         if self._mapper is None:
@@ -221,12 +214,24 @@ class TorchOtelBridge:
                 self._mapper.span_lookup = self._telemetry.span_context_for
         return self._mapper
 
-    def _observe(self, captured: list[CapturedRecord]) -> None:
-        """Compile spans and metrics (``--trace``), advanced batch by batch."""
+    def _get_encoder(self) -> Any:
+        if self._encoder is None:
+            from torch_otel.otlp_wire import OtlpLogEncoder
+
+            self._encoder = OtlpLogEncoder(
+                self._get_mapper(), max_request_bytes=self.settings.max_batch_bytes
+            )
+        return self._encoder
+
+    def _get_telemetry(self) -> Any:
         if self._telemetry is None:
             self._telemetry = self._make_telemetry()
             self._get_mapper().span_lookup = self._telemetry.span_context_for
-        self._telemetry.observe(captured)
+        return self._telemetry
+
+    def _observe(self, captured: list[CapturedRecord]) -> None:
+        """Compile spans and metrics (``--trace``), advanced batch by batch."""
+        self._get_telemetry().observe(captured)
 
     def _make_telemetry(self) -> Any:
         from torch_otel import __version__
@@ -283,14 +288,16 @@ class TorchOtelBridge:
         return RecordMapper(self.resolver, resource, max_body_bytes=self.settings.max_body_bytes)
 
     def _make_sinks(self) -> list[Sink]:
-        from torch_otel.exporters import build_exporter
+        from torch_otel.exporters import ClassifiedExporter, build_exporter
 
         sinks: list[Sink] = []
         if self.logger_provider is not None:
             sinks.append(ProviderSink(self.logger_provider))
         elif self.profile is not None:
             sinks.extend(ExporterSink(build_exporter(spec)) for spec in self.profile.exporters)
-        sinks.extend(PlainExporterSink(exporter) for exporter in self._extra_exporters)
+        sinks.extend(
+            ExporterSink(ClassifiedExporter(exporter)) for exporter in self._extra_exporters
+        )
         return sinks
 
     def _ignore_thread(self, thread_id: int) -> None:
@@ -319,16 +326,11 @@ class TorchOtelBridge:
         if not (len(self.buffer) or self.stats.records_accepted):
             return  # nothing was ever logged: nothing to get ready for
         self.pipeline.sinks  # noqa: B018 - builds the exporters
-        mapper = self._get_mapper()
-        if self._encoder is None:
-            from torch_otel.otlp_wire import OtlpLogEncoder
-
-            self._encoder = OtlpLogEncoder(mapper, max_request_bytes=self.settings.max_batch_bytes)
+        self._get_encoder()
         import opentelemetry.sdk._logs  # noqa: F401 - the SDK record path, for other sinks
 
-        if self.settings.trace and self._telemetry is None:
-            self._telemetry = self._make_telemetry()
-            mapper.span_lookup = self._telemetry.span_context_for
+        if self.settings.trace:
+            self._get_telemetry()
 
     def _after_fork_in_child(self) -> None:
         self.buffer.reinit_after_fork()

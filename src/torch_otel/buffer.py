@@ -68,18 +68,11 @@ class RecordBuffer(Generic[T]):
         self._in_flight_bytes = 0
         self._lock = threading.Lock()
         self._wake_pending = False
-        self._offered = 0
         self._on_wake: Callable[[], None] = _noop
 
     def set_waker(self, on_wake: Callable[[], None]) -> None:
         """Called (outside the lock) when the buffer passes its high-water mark."""
         self._on_wake = on_wake
-
-    @property
-    def offered(self) -> int:
-        """Records offered so far (accepted or not): the export thread watches it to see
-        whether torch is still logging."""
-        return self._offered
 
     def above_high_water(self) -> bool:
         """Queued enough that the export thread should not wait for a pause any longer."""
@@ -92,7 +85,6 @@ class RecordBuffer(Generic[T]):
         """Queue ``item``; ``False`` (and a counted drop) when the buffer is full."""
         size = text_length + RECORD_OVERHEAD_BYTES
         with self._lock:
-            self._offered += 1
             if (
                 len(self._items) >= self.max_records
                 or self._bytes + self._in_flight_bytes + size > self.max_bytes - self._headroom

@@ -93,9 +93,14 @@ class ExporterSpec:
 
 
 class ClassifiedExporter:
-    """An SDK log exporter plus a way to learn why its last export failed."""
+    """An SDK log exporter plus a way to learn why its last export failed.
 
-    def __init__(self, exporter: Any, spec: ExporterSpec) -> None:
+    ``spec`` is None for an exporter handed in by the application or a test
+    (``install(exporters=...)``): it gets the SDK record path, and its failures
+    are "unknown" (retried a few times, then counted).
+    """
+
+    def __init__(self, exporter: Any, spec: ExporterSpec | None = None) -> None:
         self.exporter = exporter
         self.spec = spec
         self.last_error: str | None = None
@@ -103,7 +108,7 @@ class ClassifiedExporter:
     @property
     def accepts_encoded(self) -> bool:
         """OTLP exporters take pre-encoded requests (see ``otlp_wire``)."""
-        return self.spec.kind in ("otlp_grpc", "otlp_http")
+        return self.spec is not None and self.spec.kind in ("otlp_grpc", "otlp_http")
 
     def export(self, batch: Sequence[Any]) -> ExportOutcome:
         probe = getattr(self.exporter, "_torch_otel_probe", None)
@@ -130,7 +135,8 @@ class ClassifiedExporter:
             pass
 
     def __repr__(self) -> str:
-        return f"<ClassifiedExporter {self.spec.describe()}>"
+        target = self.spec.describe() if self.spec is not None else type(self.exporter).__name__
+        return f"<ClassifiedExporter {target}>"
 
 
 # --------------------------------------------------------------------------------------

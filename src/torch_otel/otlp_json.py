@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ class FlatLogRecord:
     trace_id: str = ""
     span_id: str = ""
     event_name: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

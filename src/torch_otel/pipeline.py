@@ -126,10 +126,6 @@ class ExportPipeline:
         self._thread.start()
 
     @property
-    def thread_id(self) -> int | None:
-        return self._thread.ident if self._thread is not None else None
-
-    @property
     def sinks(self) -> list[Sink]:
         if self._sinks is None:
             self._sinks = self._make_sinks()
@@ -217,10 +213,11 @@ class ExportPipeline:
             return
         deadline = time.monotonic() + self.settings.max_defer_s
         while not (self._flush_requested or self._stop or self._buffer.above_high_water()):
-            before = self._buffer.offered
+            # A full buffer stops accepting, but then it is past high water anyway.
+            before = self._stats.records_accepted
             if self._wake.wait(self.settings.pause_s):
                 self._wake.clear()
-            if self._buffer.offered == before or time.monotonic() >= deadline:
+            if self._stats.records_accepted == before or time.monotonic() >= deadline:
                 return
 
     def _drain(self) -> None:
@@ -372,39 +369,6 @@ class ExporterSink:
 
     def __repr__(self) -> str:
         return repr(self._exporter)
-
-
-class PlainExporterSink:
-    """Any SDK ``LogRecordExporter`` (e.g. an in-memory one a test or the demo adds)."""
-
-    def __init__(self, exporter: Any) -> None:
-        self._exporter = exporter
-        self.last_error: str | None = None
-
-    def export(self, records: Sequence[Any]) -> ExportOutcome:
-        try:
-            result = self._exporter.export(records)
-        except Exception as error:
-            self.last_error = f"{type(error).__name__}: {error}"
-            return ExportOutcome.UNKNOWN
-        if getattr(result, "name", None) == "SUCCESS" or result is True:
-            return ExportOutcome.SUCCESS
-        self.last_error = "export failed"
-        return ExportOutcome.UNKNOWN
-
-    def shutdown(self) -> None:
-        try:
-            self._exporter.shutdown()
-        except Exception:  # pragma: no cover
-            pass
-
-    def force_flush(self, timeout_s: float) -> None:
-        flush = getattr(self._exporter, "force_flush", None)
-        if flush is not None:
-            try:
-                flush(int(timeout_s * 1000))
-            except Exception:  # pragma: no cover
-                pass
 
 
 class ProviderSink:

@@ -59,7 +59,6 @@ class Profile:
     path: Path
     exporters: list[ExporterSpec]
     batch: BatchSettings
-    config: Any = field(repr=False)
     span_exporters: list[ExporterSpec] = field(default_factory=list)
     metric_exporters: list[tuple[ExporterSpec, float]] = field(default_factory=list)
     resource_attributes: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +86,6 @@ class Profile:
             path=Path(data["path"]),
             exporters=[_spec(item) for item in data["exporters"]],
             batch=BatchSettings(**data["batch"]),
-            config=None,
             span_exporters=[_spec(item) for item in data["span_exporters"]],
             metric_exporters=[(_spec(item), float(i)) for item, i in data["metric_exporters"]],
             resource_attributes=dict(data["resource_attributes"]),
@@ -208,7 +206,6 @@ def load_profile(name_or_path: str, *, output: str | None = None) -> Profile:
             path=path,
             exporters=[],
             batch=BatchSettings(),
-            config=config,
             fingerprint=fingerprint,
         )
     exporters: list[ExporterSpec] = []
@@ -259,7 +256,6 @@ def load_profile(name_or_path: str, *, output: str | None = None) -> Profile:
         path=path,
         exporters=exporters,
         batch=batch,
-        config=config,
         span_exporters=span_exporters,
         metric_exporters=metric_exporters,
         resource_attributes=_explicit_resource_attributes(config),

@@ -57,7 +57,6 @@ def build_resource(
     *,
     service_name: str | None = None,
     profile_attributes: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
 ) -> Any:
     """Create the SDK ``Resource`` for this process (call again after ``fork``)."""
     from opentelemetry.sdk.resources import (
@@ -87,8 +86,6 @@ def build_resource(
         resource = resource.merge(Resource(dict(profile_attributes)))
     if service_name:
         resource = resource.merge(Resource({SERVICE_NAME: service_name}))
-    if extra:
-        resource = resource.merge(Resource(dict(extra)))
     return resource
 
 

@@ -23,8 +23,6 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-DROP_REASONS = ("queue_full", "rejected", "export_failed", "shutdown", "render_error")
-
 
 @dataclass
 class StatsSnapshot:
