@@ -6,7 +6,9 @@ logs; torch-otel decides *where it goes*::
     import torch_otel
     torch_otel.install(exporter="otlp-grpc")   # or "console", "file", a YAML path
 
-See the README for every option and the attribute contract.
+Only the names in ``__all__`` are public; the subpackages (``capture``,
+``export``, ``trace``, ``config``, ``auto``, ``cli``) are internal. Every option
+and the attribute contract are in ``docs/reference.md``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ __all__ = [
 # the API functions' implementation and OpenTelemetry load on first use.
 _LAZY = {
     "TorchOtelBridge": "torch_otel.bridge",
-    "BridgeSettings": "torch_otel.settings",
+    "BridgeSettings": "torch_otel.config.settings",
     "StatsSnapshot": "torch_otel.stats",
 }
 

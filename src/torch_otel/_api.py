@@ -48,7 +48,7 @@ def install(
         **options: ``output``, ``console``, ``trace``, ``service_name``,
             ``max_queue_records``, ``max_queue_bytes``, ``max_batch_bytes``,
             ``max_body_bytes``, ``flush_timeout_s``, ``ranks``,
-            ``artifact_ranks``, ``debug`` (see the README).
+            ``artifact_ranks``, ``debug`` (see ``docs/reference.md``).
 
     Raises:
         ConfigError: a setting, profile, endpoint or ``TORCH_LOGS`` is invalid.
@@ -64,7 +64,7 @@ def install(
                 )
             return _default.bridge
         from torch_otel.bridge import TorchOtelBridge
-        from torch_otel.settings import BridgeSettings
+        from torch_otel.config.settings import BridgeSettings
 
         settings = BridgeSettings.resolve(arguments)
         bridge = TorchOtelBridge(settings, exporters=exporters, logger_provider=logger_provider)

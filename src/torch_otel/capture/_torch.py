@@ -1,0 +1,193 @@
+"""The one place that knows about torch internals.
+
+torch-otel relies on a handful of private names in ``torch._logging._internal``,
+``torch._guards`` and ``torch.distributed``. Every access to them is in this
+module, so when torch changes, this is the file to open (and the only one whose
+tests need a new torch to run). Nothing here imports torch at module import:
+``torch-otel run`` validates its settings without paying for ``import torch``.
+
+What is used, and why:
+
+* ``torch._logging._internal._init_logs``: torch re-initialises its handlers there
+  (``import torch``, every ``set_logs()``); the bridge re-attaches after each call.
+* ``log_registry`` (aliases and artifact names), ``_is_torch_handler`` (which
+  handlers are torch's own stderr handlers), ``_parse_log_settings`` (validate
+  ``TORCH_LOGS`` with torch's own parser), ``_get_log_state`` (what is enabled),
+  ``make_module_path_relative`` (the path torch prints in a trace prefix).
+* ``torch._guards._TLS.compile_context``: the compile id of the running compile,
+  read per record on the compile thread (``CompileContext.try_get`` as fallback).
+* ``torch.distributed.distributed_c10d.GroupMember.WORLD`` / ``get_rank()``: the
+  rank, read per record, cheaply.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+TRACE_LOGGER_NAME = "torch.__trace"
+"""The logger of torch's structured trace (``TORCH_TRACE``, read by tlparse)."""
+
+ARTIFACT_SEPARATOR = ".__"
+"""Artifact loggers are named ``<module>.__<artifact>`` (``getArtifactLogger``)."""
+
+TRACE_FILE_PREFIX = "dedicated_log_torch_trace_"
+"""torch's ``LOG_PREFIX``: the name its trace files start with (tlparse keys on it)."""
+
+
+def _logging_internal() -> Any:
+    from torch._logging import _internal
+
+    return _internal
+
+
+# --- torch's logging registry and handlers -------------------------------------------------
+def log_registry() -> Any:
+    """torch's registry object (aliases -> logger names, artifact names)."""
+    return _logging_internal().log_registry
+
+
+def declared_artifact(logger_name: str) -> str | None:
+    """The ``artifact_name`` torch sets on an artifact logger, if that logger exists."""
+    logger = logging.Logger.manager.loggerDict.get(logger_name)
+    declared = getattr(logger, "artifact_name", None)
+    return declared if isinstance(declared, str) else None
+
+
+def init_logs_function() -> Callable[..., Any]:
+    """torch's current ``_init_logs`` (possibly already wrapped by someone)."""
+    return _logging_internal()._init_logs  # type: ignore[no-any-return]
+
+
+def replace_init_logs(function: Callable[..., Any]) -> None:
+    """Make ``function`` the ``_init_logs`` torch calls (both names it is reachable by)."""
+    import torch._logging
+
+    _logging_internal()._init_logs = function
+    torch._logging._init_logs = function
+
+
+def reinit_logs() -> None:
+    """Re-apply torch's logging settings now (what ``import torch`` does)."""
+    _logging_internal()._init_logs()
+
+
+def is_torch_handler(handler: logging.Handler) -> bool:
+    """Whether torch created ``handler`` itself (and will remove it at re-init)."""
+    return bool(_logging_internal()._is_torch_handler(handler))
+
+
+def is_torch_stderr_handler(handler: logging.Handler) -> bool:
+    """A handler torch created that writes to stderr (not a ``TORCH_LOGS_OUT`` file)."""
+    return (
+        type(handler) is logging.StreamHandler
+        and not isinstance(handler, logging.FileHandler)
+        and is_torch_handler(handler)
+    )
+
+
+def rejected_log_settings(value: str) -> list[str] | None:
+    """``None`` if torch accepts ``TORCH_LOGS=value``; else the entries it rejects.
+
+    An empty list means torch rejects the value as a whole (not a comma list).
+    """
+    parse = _logging_internal()._parse_log_settings
+    try:
+        parse(value)
+        return None
+    except ValueError:
+        pass
+    bad = []
+    for item in value.replace(" ", "").split(","):
+        if not item:
+            continue
+        try:
+            parse(item)
+        except ValueError:
+            bad.append(item)
+    return bad
+
+
+def enabled_logging() -> tuple[dict[str, str], list[str]]:
+    """Components (alias -> level name) and artifacts torch's logging has enabled now."""
+    import torch  # noqa: F401 - applies TORCH_LOGS
+
+    internal = _logging_internal()
+    state = internal._get_log_state()
+    owners: dict[str, str] = {}
+    for alias, qnames in internal.log_registry.log_alias_to_log_qnames.items():
+        for qname in qnames:
+            owners.setdefault(qname, alias)
+    components = {
+        owners.get(qname, qname): logging.getLevelName(level)
+        for qname, level in state.log_qname_to_level.items()
+        if qname != "torch" or level != logging.WARNING
+    }
+    return components, sorted(state.artifact_names)
+
+
+def module_path_relative(pathname: str) -> str:
+    """The path as torch prints it in a trace prefix (relative to its package root)."""
+    try:
+        return str(_logging_internal().make_module_path_relative(pathname))
+    except Exception:  # pragma: no cover - older torch
+        return pathname
+
+
+# --- compile context and rank, read on the compile thread ----------------------------------
+def compile_context_reader() -> Callable[[], Any]:
+    """A zero-argument function giving torch's current ``CompileContext`` or None.
+
+    Reads torch's thread-local directly when it is there (about 4x cheaper than
+    ``CompileContext.current_trace_id()``, which builds a ``TraceId`` every
+    call); falls back to the public API on torch versions without it.
+    """
+    try:
+        from torch._guards import _TLS  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - depends on torch version
+        _TLS = None
+    if _TLS is not None:
+
+        def read_tls() -> Any:
+            return getattr(_TLS, "compile_context", None)
+
+        return read_tls
+    from torch._guards import CompileContext  # pragma: no cover
+
+    return CompileContext.try_get  # pragma: no cover
+
+
+class DistributedRankReader:
+    """The global rank while ``torch.distributed`` is initialised, read cheaply per record.
+
+    Read on the compile thread because a job may tear its process group down
+    before the export thread maps the record. ``get_rank()`` is only called when
+    the default process group object changes; otherwise this is two attribute
+    loads and an identity check.
+    """
+
+    __slots__ = ("_c10d", "_group", "_rank")
+
+    def __init__(self) -> None:
+        self._c10d: Any = None
+        self._group: Any = None
+        self._rank: int | None = None
+
+    def __call__(self) -> int | None:
+        c10d = self._c10d
+        if c10d is None:
+            c10d = self._c10d = sys.modules.get("torch.distributed.distributed_c10d")
+            if c10d is None:
+                return None
+        group = c10d.GroupMember.WORLD
+        if group is None:
+            return None
+        if group is not self._group:
+            try:
+                self._rank = int(c10d.get_rank())
+            except Exception:
+                self._rank = None
+            self._group = group
+        return self._rank

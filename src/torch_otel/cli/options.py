@@ -1,0 +1,92 @@
+"""What ``demo``, ``run`` and ``doctor`` share: the bridge options and their validation.
+
+Validation here resolves settings and loads the profile exactly as
+``install()`` will, for a given environment and without touching this
+process's, so a mistake is reported (exit 2) before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from torch_otel import environment_variables as env
+
+
+def add_bridge_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("bridge options")
+    group.add_argument(
+        "--exporter",
+        metavar="PROFILE",
+        help="exporter profile: console, otlp-grpc, otlp-http, file, none, or a path to a "
+        "declarative-config YAML file (default: $TORCH_OTEL_EXPORTER, else otlp-grpc; "
+        "console for demo)",
+    )
+    group.add_argument(
+        "--output", metavar="PATH", help="output file of the 'file' profile (OTLP/JSON lines)"
+    )
+    group.add_argument(
+        "--no-console",
+        action="store_true",
+        help="remove torch's own stderr handlers (export through OpenTelemetry only)",
+    )
+    group.add_argument(
+        "--trace",
+        action="store_true",
+        help="also bridge torch's structured trace (TORCH_TRACE events, spans, metrics)",
+    )
+
+
+def bridge_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``install()`` arguments the command line gave."""
+    options: dict[str, object] = {}
+    if args.exporter:
+        options["exporter"] = args.exporter
+    if args.output:
+        options["output"] = args.output
+    if args.no_console:
+        options["console"] = False
+    if args.trace:
+        options["trace"] = True
+    return options
+
+
+def validate_bridge_settings(arguments: dict[str, object], environ: Mapping[str, str]) -> Any:
+    """Resolve settings and load the profile as ``install()`` will (never from a cache)."""
+    from torch_otel.config.profiles import default_profile_name, load_profile
+    from torch_otel.config.settings import BridgeSettings
+
+    settings = BridgeSettings.resolve(arguments, environ)
+    return load_profile(
+        settings.exporter or default_profile_name(environ),
+        environ=environ,
+        output=settings.output,
+        use_cache=False,
+    )
+
+
+def validate_torch_logs_early() -> None:
+    """Check ``TORCH_LOGS`` before starting anything (importing torch only when it is set).
+
+    torch parses ``TORCH_LOGS`` during ``import torch`` and raises a long
+    ``ValueError`` there, so the value is taken out of the environment while
+    torch is imported, then checked with torch's own parser.
+    """
+    value = os.environ.get(env.TORCH_LOGS)
+    if not value:
+        return
+    del os.environ[env.TORCH_LOGS]
+    try:
+        import torch  # noqa: F401
+
+        from torch_otel.capture.sync import validate_torch_logs
+
+        validate_torch_logs(value)
+    finally:
+        os.environ[env.TORCH_LOGS] = value
+    # Valid: let torch apply it now, as its import would have.
+    from torch_otel.capture import _torch
+
+    _torch.reinit_logs()
