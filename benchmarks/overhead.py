@@ -72,7 +72,7 @@ def capture_mix(path: Path) -> list[tuple[str, int, str]]:
         capture_output=True,
         timeout=900,
     )
-    from torch_otel.otlp_json import read_log_records
+    from torch_otel.cli.otlp_json import read_log_records
 
     levels = {5: 10, 9: 20, 13: 30, 17: 40, 21: 50}
     mix = [(r.scope, levels.get(r.severity_number, 10), r.body) for r in read_log_records(output)]
@@ -90,7 +90,7 @@ def synthetic_mix() -> list[tuple[str, int, str]]:
 
 
 def _clean_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
-    from conftest import clean_env
+    from helpers.processes import clean_env
 
     return clean_env(overrides)
 
@@ -164,7 +164,7 @@ def _stock_otel_handler(endpoint: str, queue: int) -> tuple[Any, Any]:
 def _bridge(endpoint: str, queue: int, **extra: Any) -> Any:
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     from torch_otel.bridge import TorchOtelBridge
-    from torch_otel.settings import BridgeSettings
+    from torch_otel.config.settings import BridgeSettings
 
     settings = BridgeSettings.resolve(
         {"exporter": "otlp-grpc", "console": False, "max_queue_records": queue, **extra}, {}
@@ -454,7 +454,7 @@ def main() -> int:
         print(json.dumps(WORKERS[args.worker](args)))
         return 0
 
-    from otlp_receiver import OtlpReceiver
+    from infra.otlp_receiver import OtlpReceiver
 
     quick = args.quick
     repeats = args.repeats or (3 if quick else 7)

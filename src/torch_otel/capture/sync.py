@@ -28,6 +28,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from torch_otel import environment_variables as env
 from torch_otel.capture import _torch
 from torch_otel.capture.components import ComponentResolver
 from torch_otel.errors import ConfigError
@@ -219,6 +220,6 @@ def validate_torch_logs(value: str | None) -> None:
         else "not a comma-separated list of names"
     )
     raise ConfigError(
-        "TORCH_LOGS",
+        env.TORCH_LOGS,
         f"{value!r} is rejected by torch: {detail} (see TORCH_LOGS=help for the valid names)",
     )

@@ -111,7 +111,7 @@ class CompileTelemetry:
             return
         phase = event.get("ph")
         name = str(event.get("name", "?"))
-        ts_ns = int(float(event.get("ts", 0)) * 1000)
+        ts_ns = _microseconds_to_ns(event.get("ts", 0))
         args = event.get("args") or {}
         stack = self._stacks.setdefault(record.thread_id, [])
         if phase == "B":
@@ -262,6 +262,13 @@ def _flatten(args: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = json.dumps(value, default=repr)
     return out
+
+
+def _microseconds_to_ns(value: Any) -> int:
+    """Exact for torch's integer microseconds (a float product would round them)."""
+    if isinstance(value, int):
+        return value * 1000
+    return round(float(value) * 1000)
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import torch_otel
-from conftest import TORCH_OTEL, clean_env
+from helpers.processes import TORCH_OTEL, clean_env
 from torch_otel.errors import ConfigError
 
 

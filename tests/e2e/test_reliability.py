@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge_helpers import bridged, emit, output_code_log
-from conftest import clean_env
-from otlp_receiver import Fault, OtlpReceiver
+from helpers.bridges import bridged, emit, output_code_log
+from helpers.processes import clean_env
+from infra.otlp_receiver import Fault, OtlpReceiver
 
 PROTOCOLS = {"grpc": "otlp-grpc", "http": "otlp-http"}
 

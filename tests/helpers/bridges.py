@@ -18,7 +18,7 @@ import torch
 import torch._logging
 
 from torch_otel.bridge import TorchOtelBridge
-from torch_otel.settings import BridgeSettings
+from torch_otel.config.settings import BridgeSettings
 
 GUARDS_LOGGER = "torch._dynamo.guards"
 OUTPUT_CODE_LOGGER = "torch._inductor.graph"

@@ -45,8 +45,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otlp_receiver import Fault, OtlpReceiver, receiver_fixture
-from tls_certs import TlsFiles, generate_tls_files
+from infra.otlp_receiver import Fault, OtlpReceiver, receiver_fixture
+from infra.tls_certs import TlsFiles, generate_tls_files
 
 Transport = Literal["grpc", "http"]
 TRANSPORTS: tuple[Transport, ...] = ("grpc", "http")

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TORCH_OTEL, WORKLOAD, parse_torch_stderr, run_python
-from otlp_receiver import OtlpReceiver
-from torch_otel.otlp_json import iter_requests
+from helpers.processes import TORCH_OTEL, WORKLOAD, run_python
+from helpers.torch_stderr import parse_torch_stderr
+from infra.otlp_receiver import OtlpReceiver
+from torch_otel.cli.otlp_json import iter_requests
 
 pytestmark = pytest.mark.compile
 

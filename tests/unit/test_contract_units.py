@@ -7,11 +7,12 @@ import threading
 
 import pytest
 
-from torch_otel.buffer import IN_FLIGHT_FACTOR, RECORD_OVERHEAD_BYTES, RecordBuffer
+from torch_otel.capture.buffer import IN_FLIGHT_FACTOR, RECORD_OVERHEAD_BYTES, RecordBuffer
+from torch_otel.capture.components import ComponentResolver, owners_by_logger_name
+from torch_otel.config.settings import BridgeSettings
 from torch_otel.errors import ConfigError
-from torch_otel.mapping import severity_for, split_utf8, valid_utf8
-from torch_otel.registry import ComponentResolver, owners_by_logger_name
-from torch_otel.settings import BridgeSettings
+from torch_otel.export.body import split_utf8, valid_utf8
+from torch_otel.export.mapping import severity_for
 from torch_otel.stats import BridgeStats
 
 

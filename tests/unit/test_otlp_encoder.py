@@ -14,12 +14,12 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from torch._guards import CompileId
 
-from torch_otel.handler import CapturedException, CapturedRecord
-from torch_otel.mapping import RecordMapper
-from torch_otel.otlp_json import flatten_logs
-from torch_otel.otlp_wire import OtlpLogEncoder, any_value_bytes
-from torch_otel.registry import ComponentResolver
-from torch_otel.resource import build_resource
+from torch_otel.capture.components import ComponentResolver
+from torch_otel.capture.records import CapturedException, CapturedRecord
+from torch_otel.cli.otlp_json import flatten_logs
+from torch_otel.config.resource import build_resource
+from torch_otel.export.mapping import RecordMapper
+from torch_otel.export.otlp_encoder import OtlpLogEncoder, any_value_bytes
 
 
 def captured(**overrides) -> CapturedRecord:  # type: ignore[no-untyped-def]

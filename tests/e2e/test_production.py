@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TORCH_OTEL, WORKLOAD, clean_env, run_python
-from otlp_receiver import OtlpReceiver
+from helpers.processes import REPO, TORCH_OTEL, WORKLOAD, clean_env, run_python
+from infra.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.compile
 BIN = Path(sys.executable).parent
@@ -125,7 +125,7 @@ def exported_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_summary_tables(exported_file: Path, tmp_path: Path) -> None:
-    from torch_otel.otlp_json import read_log_records
+    from torch_otel.cli.otlp_json import read_log_records
 
     records = read_log_records(exported_file)
     damaged = tmp_path / "damaged.jsonl"
@@ -226,7 +226,7 @@ def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
         [
             str(python),
             "-c",
-            "import torch_otel, torch_otel.profiles as p; print(torch_otel.__file__); "
+            "import torch_otel, torch_otel.config.profiles as p; print(torch_otel.__file__); "
             "print(p.profile_directory())",
         ],
         check=True,
@@ -271,7 +271,7 @@ def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    from torch_otel.otlp_json import read_log_records
+    from torch_otel.cli.otlp_json import read_log_records
 
     assert [r.body for r in read_log_records(output)] == ["from wheel"]
     assert shutil.which("torch-otel", path=str(fresh / "bin"))

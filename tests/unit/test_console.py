@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
-from bridge_helpers import bridged, guards_log
+from helpers.bridges import bridged, guards_log
 
 
 @pytest.mark.parametrize("console", [True, False])
@@ -33,7 +33,7 @@ def test_stopping_the_bridge_restores_torchs_console(
     import torch._logging
 
     from torch_otel.bridge import TorchOtelBridge
-    from torch_otel.settings import BridgeSettings
+    from torch_otel.config.settings import BridgeSettings
 
     settings = BridgeSettings.resolve({"exporter": "none", "console": False}, {})
     bridge = TorchOtelBridge(settings, exporters=(InMemoryLogRecordExporter(),)).start()
@@ -59,7 +59,7 @@ def test_application_provider_is_used_unless_a_profile_is_chosen(
     from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
     from torch_otel.bridge import TorchOtelBridge
-    from torch_otel.settings import BridgeSettings
+    from torch_otel.config.settings import BridgeSettings
 
     app_memory = InMemoryLogRecordExporter()
     provider = LoggerProvider()

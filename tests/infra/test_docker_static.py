@@ -24,7 +24,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "docker"
 
 COLLECTOR_IMAGE = "otel/opentelemetry-collector"  # prefix: also -contrib, -k8s, ...

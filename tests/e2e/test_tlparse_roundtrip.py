@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TORCH_OTEL, WORKLOAD, clean_env, run_python
+from helpers.processes import TORCH_OTEL, WORKLOAD, clean_env, run_python
 
 pytestmark = pytest.mark.compile
 
@@ -309,7 +309,7 @@ def test_processes_with_the_same_pid_get_their_own_files(
 
 def test_progress_lines_by_bytes_read(roundtrip: RoundTrip, tmp_path: Path) -> None:
     """Progress goes to the given stream, every 5 % of bytes read, only past the threshold."""
-    from torch_otel.to_tlparse import rebuild
+    from torch_otel.cli.to_tlparse import rebuild
 
     quiet = io.StringIO()
     rebuild([roundtrip.otel], tmp_path / "quiet", progress=quiet)

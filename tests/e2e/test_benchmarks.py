@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO, clean_env
+from helpers.processes import REPO, clean_env
 
 
 def test_benchmark_prints_one_line_per_goal() -> None:

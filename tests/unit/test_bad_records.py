@@ -3,15 +3,10 @@ And the exporter stack's own log records never re-enter the bridge."""
 
 from __future__ import annotations
 
-import sys
-from collections import Counter
-
 import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
-from bridge_helpers import bridged, guards_log
-from conftest import TORCH_OTEL, WORKLOAD, run_python
-from otlp_receiver import Fault, OtlpReceiver
+from helpers.bridges import bridged, guards_log
 
 
 class RaisesInStr:
@@ -133,37 +128,3 @@ def test_records_of_the_export_thread_never_re_enter(monkeypatch: pytest.MonkeyP
         assert bridge.flush(5)
         bodies = [r.log_record.body for r in memory.get_finished_logs()]
     assert bodies == ["real record"]
-
-
-EXPORT_STACK_LOGS = "+opentelemetry.exporter.otlp.proto.grpc,+urllib3,+grpc"
-
-
-@pytest.mark.compile
-def test_export_stack_loggers_named_in_torch_logs_are_not_bridged() -> None:
-    """TORCH_LOGS names the exporter's own modules; with the collector failing, they log
-    (torch prints it) but the bridge never exports them: no feedback loop."""
-    with OtlpReceiver() as receiver:
-        receiver.fail_next(3, Fault.UNAVAILABLE, retry_after=0.05)
-        run = run_python(
-            [
-                *TORCH_OTEL,
-                "run",
-                "--exporter",
-                "otlp-grpc",
-                "--",
-                sys.executable,
-                str(WORKLOAD),
-                "--steps",
-                "torch_own",
-            ],
-            env={
-                "TORCH_LOGS": EXPORT_STACK_LOGS + ",graph,schedule",
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.grpc_endpoint,
-            },
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        records = receiver.log_records()
-    assert "Transient error" in run.stderr  # the exporter did log, and torch printed it
-    scopes = Counter(r.scope_name.split(".")[0] for r in records)
-    assert set(scopes) == {"torch"}, scopes
-    assert {r.attributes.get("torch.artifact") for r in records} == {"graph", "schedule"}

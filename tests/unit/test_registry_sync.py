@@ -9,8 +9,7 @@ import pytest
 import torch._logging
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
-from bridge_helpers import bridged
-from conftest import run_python
+from helpers.bridges import bridged
 
 
 def exported(memory: InMemoryLogRecordExporter) -> list:
@@ -54,22 +53,3 @@ def test_logger_registered_after_install(monkeypatch: pytest.MonkeyPatch) -> Non
     (record,) = exported(memory)
     assert record.body == "registered late"
     assert record.attributes["torch.component"] == "late_component"
-
-
-@pytest.mark.compile
-def test_module_enabled_through_torch_logs(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    output = tmp_path / "out.jsonl"
-    script = tmp_path / "job.py"
-    script.write_text(
-        "import logging, torch, torch_otel\n"
-        f"torch_otel.install('file', output={str(output)!r})\n"
-        "logging.getLogger('json.decoder').debug('json module via TORCH_LOGS')\n"
-    )
-    import sys
-
-    run = run_python([sys.executable, str(script)], env={"TORCH_LOGS": "+json"}, output=output)
-    assert run.returncode == 0, run.stderr
-    assert [(r.body, r.attributes["torch.component"]) for r in run.records] == [
-        ("json module via TORCH_LOGS", "json")
-    ]
-    assert "json module via TORCH_LOGS" in run.stderr  # torch printed it too

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Run, expected_torch_lines, parse_torch_stderr, run_workload
+from helpers.processes import Run, run_workload
+from helpers.torch_stderr import expected_torch_lines, parse_torch_stderr
 
 pytestmark = pytest.mark.compile
 

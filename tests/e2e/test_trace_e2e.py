@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TORCH_OTEL, WORKLOAD, run_python
-from otlp_receiver import OtlpReceiver
+from helpers.processes import TORCH_OTEL, WORKLOAD, run_python
+from infra.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.compile
 
@@ -215,8 +215,8 @@ def test_metrics_carry_the_values_compilation_metrics_reported(arrived: Arrived)
 def test_trace_off_adds_no_handler_to_torch_trace(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch  # noqa: F401
 
-    from bridge_helpers import bridged
-    from torch_otel.trace_events import TraceHandler
+    from helpers.bridges import bridged
+    from torch_otel.trace.handler import TraceHandler
 
     trace_logger = logging.getLogger("torch.__trace")
     with bridged(monkeypatch, profile="console"):

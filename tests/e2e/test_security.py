@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge_helpers import bridged, emit
-from otlp_receiver import OtlpReceiver
-from tls_certs import TlsFiles, generate_tls_files
+from helpers.bridges import bridged, emit
+from infra.otlp_receiver import OtlpReceiver
+from infra.tls_certs import TlsFiles, generate_tls_files
 
 PROFILES = {"grpc": "otlp-grpc", "http": "otlp-http"}
 TOKEN = "t0k3n-S3CR3T-value"

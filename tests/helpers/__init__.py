@@ -1,0 +1,1 @@
+"""Test helpers: processes (fresh interpreters), torch's stderr format, in-process bridges."""
