@@ -403,7 +403,7 @@ def test_first_export_at_exit_still_works(tmp_path: Path) -> None:
         "torch._logging.getArtifactLogger('torch._dynamo.guards', 'guards').debug('only one')\n"
     )
     output = tmp_path / "short.jsonl"
-    from conftest import TORCH_OTEL, run_python
+    from helpers.processes import TORCH_OTEL, run_python
 
     run = run_python(
         [
