@@ -182,3 +182,22 @@ def test_settings_precedence_argument_over_environment() -> None:
         "output_code": frozenset({0}),
         "graph_code": frozenset({0, 1}),
     }
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TORCH_OTEL_FLUSH_TIMEOUT", "nan"),
+        ("TORCH_OTEL_FLUSH_TIMEOUT", "inf"),
+        ("TORCH_OTEL_FLUSH_TIMEOUT", "-1"),
+        ("TORCH_OTEL_FLUSH_TIMEOUT", "86400"),
+        ("TORCH_OTEL_MAX_QUEUE_BYTES", "1e999"),
+        ("TORCH_OTEL_MAX_QUEUE_BYTES", "12"),
+        ("TORCH_OTEL_MAX_QUEUE_RECORDS", "2.5"),
+        ("TORCH_OTEL_MAX_BODY_BYTES", "0"),
+    ],
+)
+def test_numbers_must_be_finite_and_in_range(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable) as caught:
+        BridgeSettings.resolve({}, {variable: value})
+    assert repr(value) in str(caught.value) and ".." in str(caught.value)

@@ -175,3 +175,17 @@ def test_not_utf8_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes(b"file_format: \xff\xfe\n")
     expect_refused(path, "not UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("batch", "match"),
+    [
+        ("        schedule_delay: 1000000000000\n", "schedule_delay"),
+        ("        max_queue_size: 0\n", "max_queue_size"),
+        ("        export_timeout: -5\n", "export_timeout"),
+    ],
+)
+def test_batch_numbers_out_of_range_are_refused(tmp_path: Path, batch: str, match: str) -> None:
+    path = write_profile(tmp_path / "p.yaml", "          console: {}\n", batch=batch)
+    with pytest.raises(ConfigError, match=match):
+        load_profile(str(path), environ={})

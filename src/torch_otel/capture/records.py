@@ -35,12 +35,12 @@ class CapturedRecord(NamedTuple):
     func_name: str | None
     thread_id: int | None
     thread_name: str | None
-    compile_id: Any  # torch._guards.CompileId or None
-    attempt: int | None
-    exception: CapturedException | None
-    stack_info: str | None
-    render_error: str | None
-    rank: int | None
+    compile_id: Any = None  # torch._guards.CompileId
+    attempt: int | None = None
+    exception: CapturedException | None = None
+    stack_info: str | None = None
+    render_error: str | None = None
+    rank: int | None = None
     metadata: dict[str, Any] | None = None  # structured trace records only
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from torch_otel import environment_variables as env
 from torch_otel.config.profile_file import load_validated, read_profile_data
 from torch_otel.config.specs import ExporterSpec, TlsFiles, spec_from_config
+from torch_otel.config.values import Bounds, bounded_number
 from torch_otel.errors import ConfigError
 
 BUILTIN_PROFILES = ("console", "otlp-grpc", "otlp-http", "file", "none")
@@ -231,7 +232,7 @@ def _log_exporters(config: Any, path: Path) -> tuple[list[ExporterSpec], BatchSe
     for index, processor in enumerate(provider.processors if provider is not None else ()):
         setting = f"{path.name}: logger_provider.processors[{index}]"
         if processor.batch is not None:
-            batch = _batch_settings(processor.batch)
+            batch = _batch_settings(processor.batch, setting)
             block = processor.batch.exporter
         elif processor.simple is not None:
             # A simple processor exports on the emitting thread; the bridge
@@ -284,17 +285,27 @@ def _explicit_resource_attributes(config: Any) -> dict[str, Any]:
     }
 
 
-def _batch_settings(batch: Any) -> BatchSettings:
+BATCH_BOUNDS = {
+    "schedule_delay": Bounds(0, 3_600_000, unit="ms"),
+    "export_timeout": Bounds(0, 3_600_000, unit="ms"),
+    "max_queue_size": Bounds(1, 10_000_000, unit="records"),
+    "max_export_batch_size": Bounds(1, 1_000_000, unit="records"),
+}
+"""The accepted range of each ``batch`` setting of a profile (0 timeout: the default)."""
+
+
+def _batch_settings(batch: Any, setting: str) -> BatchSettings:
     defaults = BatchSettings()
+    values = {
+        name: bounded_number(getattr(batch, name), f"{setting}.batch.{name}", bounds)
+        for name, bounds in BATCH_BOUNDS.items()
+    }
+    delay, timeout = values["schedule_delay"], values["export_timeout"]
     return BatchSettings(
-        schedule_delay_s=(batch.schedule_delay / 1000.0)
-        if batch.schedule_delay is not None
-        else defaults.schedule_delay_s,
-        export_timeout_s=(batch.export_timeout / 1000.0)
-        if batch.export_timeout
-        else defaults.export_timeout_s,
-        max_queue_records=batch.max_queue_size or defaults.max_queue_records,
-        max_batch_records=batch.max_export_batch_size or defaults.max_batch_records,
+        schedule_delay_s=delay / 1000.0 if delay is not None else defaults.schedule_delay_s,
+        export_timeout_s=timeout / 1000.0 if timeout else defaults.export_timeout_s,
+        max_queue_records=values["max_queue_size"] or defaults.max_queue_records,
+        max_batch_records=values["max_export_batch_size"] or defaults.max_batch_records,
     )
 
 

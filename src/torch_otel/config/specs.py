@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
+from torch_otel.config.values import Bounds, bounded_number
 from torch_otel.errors import ConfigError
 
 _log = logging.getLogger("torch_otel")
@@ -213,7 +214,7 @@ def spec_from_config(exporter_config: Any, setting: str) -> ExporterSpec:
             endpoint=endpoint,
             headers=parse_headers(cfg.headers_list, cfg.headers, f"{setting}.otlp_grpc.headers"),
             compression=validate_compression(cfg.compression, f"{setting}.otlp_grpc.compression"),
-            timeout_s=_timeout_s(cfg.timeout),
+            timeout_s=_timeout_s(cfg.timeout, f"{setting}.otlp_grpc.timeout"),
             tls=validate_tls(cfg.tls, endpoint, f"{setting}.otlp_grpc", grpc=True),
         )
     if exporter_config.otlp_http is not None:
@@ -230,7 +231,7 @@ def spec_from_config(exporter_config: Any, setting: str) -> ExporterSpec:
             endpoint=normalize_http_endpoint(endpoint),
             headers=parse_headers(cfg.headers_list, cfg.headers, f"{setting}.otlp_http.headers"),
             compression=validate_compression(cfg.compression, f"{setting}.otlp_http.compression"),
-            timeout_s=_timeout_s(cfg.timeout),
+            timeout_s=_timeout_s(cfg.timeout, f"{setting}.otlp_http.timeout"),
             tls=validate_tls(cfg.tls, endpoint, f"{setting}.otlp_http", grpc=False),
         )
     if exporter_config.otlp_file_development is not None:
@@ -253,10 +254,13 @@ _GRPC_DEFAULT = "http://localhost:4317"
 _HTTP_DEFAULT = "http://localhost:4318/v1/logs"
 
 
-def _timeout_s(timeout_ms: int | None) -> float:
-    if timeout_ms is None or timeout_ms <= 0:
-        return 10.0
-    return timeout_ms / 1000.0
+TIMEOUT_BOUNDS = Bounds(0, 3_600_000, unit="ms")
+"""An exporter's ``timeout`` (0 or unset: the 10 s default)."""
+
+
+def _timeout_s(timeout_ms: Any, setting: str) -> float:
+    checked = bounded_number(timeout_ms, setting, TIMEOUT_BOUNDS)
+    return checked / 1000.0 if checked else 10.0
 
 
 def _file_path(stream: str | None, setting: str) -> str | None:

@@ -8,6 +8,7 @@ wrapped: they take pre-encoded requests and report why a failure happened.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from torch_otel.config.specs import ExporterSpec
@@ -41,44 +42,40 @@ def build_log_sink(spec: ExporterSpec, files: OutputFiles) -> ExporterSink:
     return ExporterSink(ConsoleLogRecordExporter(), description=description)
 
 
-def build_span_exporter(spec: ExporterSpec, files: OutputFiles) -> Any:
+SIGNAL_EXPORTERS: dict[str, dict[str, tuple[str, str]]] = {
+    "spans": {
+        "otlp_grpc": ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+        "otlp_http": ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"),
+        "file": ("opentelemetry.exporter.otlp.json.file", "FileSpanExporter"),
+        "console": ("opentelemetry.sdk.trace.export", "ConsoleSpanExporter"),
+    },
+    "metrics": {
+        "otlp_grpc": (
+            "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+            "OTLPMetricExporter",
+        ),
+        "otlp_http": (
+            "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+            "OTLPMetricExporter",
+        ),
+        "file": ("opentelemetry.exporter.otlp.json.file", "FileMetricExporter"),
+        "console": ("opentelemetry.sdk.metrics.export", "ConsoleMetricExporter"),
+    },
+}
+"""The OpenTelemetry exporter class for each signal and spec kind (imported on use)."""
+
+
+def build_signal_exporter(signal: str, spec: ExporterSpec, files: OutputFiles) -> Any:
+    """The span (``signal="spans"``) or metric (``"metrics"``) exporter for a spec."""
+    module, name = SIGNAL_EXPORTERS[signal][spec.kind]
+    exporter_class = getattr(importlib.import_module(module), name)
     if spec.kind == "otlp_grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(**grpc_arguments(spec))
+        return exporter_class(**grpc_arguments(spec))
     if spec.kind == "otlp_http":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpSpanExporter,
-        )
-
-        return HttpSpanExporter(**http_arguments(spec))
+        return exporter_class(**http_arguments(spec))
     if spec.kind == "file":
-        from opentelemetry.exporter.otlp.json.file import FileSpanExporter
-
-        return _with_stream(FileSpanExporter, spec, files)
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-    return ConsoleSpanExporter()
-
-
-def build_metric_exporter(spec: ExporterSpec, files: OutputFiles) -> Any:
-    if spec.kind == "otlp_grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        return OTLPMetricExporter(**grpc_arguments(spec))
-    if spec.kind == "otlp_http":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpMetricExporter,
-        )
-
-        return HttpMetricExporter(**http_arguments(spec))
-    if spec.kind == "file":
-        from opentelemetry.exporter.otlp.json.file import FileMetricExporter
-
-        return _with_stream(FileMetricExporter, spec, files)
-    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-
-    return ConsoleMetricExporter()
+        return _with_stream(exporter_class, spec, files)
+    return exporter_class()
 
 
 def _with_stream(exporter_class: Any, spec: ExporterSpec, files: OutputFiles) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from torch_otel.config.specs import ExporterSpec
-from torch_otel.export.exporters import build_metric_exporter, build_span_exporter
+from torch_otel.export.exporters import build_signal_exporter
 from torch_otel.export.transports import OutputFiles
 
 
@@ -72,7 +72,7 @@ def build_tracer_provider(specs: list[ExporterSpec], resource: Any, files: Outpu
         resource=resource, shutdown_on_exit=False, id_generator=PrivateRandomIdGenerator()
     )
     for spec in specs:
-        provider.add_span_processor(BatchSpanProcessor(build_span_exporter(spec, files)))
+        provider.add_span_processor(BatchSpanProcessor(build_signal_exporter("spans", spec, files)))
     return provider
 
 
@@ -86,7 +86,7 @@ def build_meter_provider(
 
     readers = [
         PeriodicExportingMetricReader(
-            build_metric_exporter(spec, files), export_interval_millis=interval_s * 1000
+            build_signal_exporter("metrics", spec, files), export_interval_millis=interval_s * 1000
         )
         for spec, interval_s in specs
     ]

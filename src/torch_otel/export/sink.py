@@ -82,12 +82,7 @@ class ExporterSink:
             pass
 
     def force_flush(self, timeout_s: float) -> None:
-        flush = getattr(self.exporter, "force_flush", None)
-        if flush is not None:
-            try:
-                flush(int(timeout_s * 1000))
-            except Exception:  # pragma: no cover
-                pass
+        flush_quietly(self.exporter, timeout_s)
 
     def __repr__(self) -> str:
         return f"<ExporterSink {self._description}>"
@@ -128,12 +123,17 @@ class ProviderSink:
         self.force_flush(1.0)
 
     def force_flush(self, timeout_s: float) -> None:
-        flush = getattr(self._provider, "force_flush", None)
-        if flush is not None:
-            try:
-                flush(int(timeout_s * 1000))
-            except Exception:  # pragma: no cover
-                pass
+        flush_quietly(self._provider, timeout_s)
 
     def __repr__(self) -> str:
         return f"<ProviderSink {type(self._provider).__name__}>"
+
+
+def flush_quietly(target: Any, timeout_s: float) -> None:
+    """``target.force_flush(ms)`` if it has one; a failing flush is not the caller's problem."""
+    flush = getattr(target, "force_flush", None)
+    if flush is not None:
+        try:
+            flush(int(timeout_s * 1000))
+        except Exception:  # pragma: no cover
+            pass

@@ -42,27 +42,12 @@ class TraceHandler(logging.Handler):
         message = payload if isinstance(payload, str) else ""
         # Compile ids and rank come from the metadata torch recorded (trace_attributes),
         # not from the thread-local, so they are exactly what the trace file says.
-        self._buffer.offer(
-            CapturedRecord(
-                record.name,
-                record.levelno,
-                record.created,
-                message,
-                record.pathname,
-                record.lineno,
-                record.funcName,
-                record.thread,
-                record.threadName,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                metadata,
-            ),
-            len(message) + TRACE_METADATA_BYTES,
+        captured = CapturedRecord(
+            *(record.name, record.levelno, record.created, message, record.pathname),
+            *(record.lineno, record.funcName, record.thread, record.threadName),
+            metadata=metadata,
         )
+        self._buffer.offer(captured, len(message) + TRACE_METADATA_BYTES)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
