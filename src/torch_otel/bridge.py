@@ -14,8 +14,10 @@ default bridge. Read it top to bottom to follow one record: torch logger ->
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -23,11 +25,16 @@ from typing import Any
 
 from torch_otel import debug_output
 from torch_otel import environment_variables as env
+from torch_otel.capture import _torch
 from torch_otel.capture.buffer import RecordBuffer
 from torch_otel.capture.components import ComponentResolver
 from torch_otel.capture.handler import BridgeHandler, parse_trace_id_filter
 from torch_otel.capture.records import CapturedRecord
-from torch_otel.capture.sync import TorchLoggingSync, validate_torch_logs
+from torch_otel.capture.sync import (
+    TorchLoggingSync,
+    validate_artifact_names,
+    validate_torch_logs,
+)
 from torch_otel.config.profiles import BatchSettings, Profile, default_profile_name, load_profile
 from torch_otel.config.resource import distributed_environment
 from torch_otel.config.settings import BridgeSettings
@@ -38,7 +45,7 @@ from torch_otel.export.sink import ExporterSink, ProviderSink, Sink
 from torch_otel.export.transports import OutputFiles
 from torch_otel.lifecycle import ExitHooks
 from torch_otel.names import TORCH_DISTRIBUTED_RANK
-from torch_otel.stats import BridgeStats, StatsSnapshot
+from torch_otel.stats import BridgeStats, StatsSnapshot, exit_line
 
 _log = logging.getLogger("torch_otel")
 
@@ -114,6 +121,7 @@ class TorchOtelBridge:
             on_exit=self._at_exit,
             on_fork_child=self._after_fork_in_child,
             on_prepare_exit=self._prepare_export,
+            on_exit_interrupted=self._at_exit_interrupted,
         )
 
     # -- public API ------------------------------------------------------------------
@@ -133,7 +141,10 @@ class TorchOtelBridge:
         """Attach to torch's loggers and start exporting (idempotent)."""
         if self._started:
             return self
+        if not _torch_is_usable():
+            return self
         validate_torch_logs(self.environ.get(env.TORCH_LOGS))
+        validate_artifact_names(self.settings.artifact_ranks, self.settings.artifact_ranks_source)
         rank = distributed_environment(self.environ).get(TORCH_DISTRIBUTED_RANK)
         if not self.settings.exports_on_rank(rank):
             _log.debug(
@@ -274,16 +285,25 @@ class TorchOtelBridge:
         return self.settings.flush_timeout_s if timeout_s is None else timeout_s
 
     def _at_exit(self) -> None:
-        snapshot = self.stop()
-        if snapshot.records_dropped:
-            print(
-                f"torch-otel: {snapshot.records_dropped} of "
-                f"{snapshot.records_accepted + snapshot.dropped.get('queue_full', 0)} "
-                f"compile log records were not exported ({snapshot.describe_drops()})"
-                + (f"; last error: {self.last_error}" if self.last_error else ""),
-                file=sys.stderr,
-                flush=True,
-            )
+        """The exit flush. The handler stays on torch's loggers: records logged while it
+        runs still go out, and any logged after it closed are counted (``after_shutdown``)."""
+        if self._started:
+            self._started = False
+            self._hooks.uninstall()
+            deadline = time.monotonic() + self.settings.flush_timeout_s
+            self.pipeline.shutdown(self.settings.flush_timeout_s)
+            self._close_telemetry(max(deadline - time.monotonic(), 0.5))
+        self._report()
+
+    def _at_exit_interrupted(self, signum: int) -> None:
+        """A signal ended the exit flush early: count what is left, still report."""
+        self.pipeline.abandon()
+        self._report(interrupted_by=signal.Signals(signum).name)
+
+    def _report(self, interrupted_by: str | None = None) -> None:
+        line = exit_line(self.stats.snapshot(), self.last_error, interrupted_by)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
 
     def _prepare_export(self) -> None:
         """Import and build everything exporting needs (see ExitHooks); idempotent."""
@@ -305,6 +325,16 @@ class TorchOtelBridge:
         self._providers = None
         self.handler.ignored_thread_ids = frozenset()
         self.pipeline.reinit_after_fork()
+
+
+@functools.cache
+def _torch_is_usable() -> bool:
+    """Say once per process what this torch lacks; False if nothing can be bridged."""
+    support = _torch.support()
+    warning = support.warning()
+    if warning is not None:
+        _log.warning("%s", warning)
+    return support.can_bridge
 
 
 def _application_logger_provider() -> Any:

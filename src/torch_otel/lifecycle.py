@@ -4,6 +4,10 @@
   the interpreter's atexit stage, where the bridge flushes within its deadline.
   (The export thread is a daemon, so a stalled collector can never keep the
   process alive.)
+* A signal *during* the exit flush (Kubernetes sends SIGTERM at pod termination,
+  a user presses Ctrl-C at a stalled exit): the flush stops at once, what is left is
+  counted, the report line is still printed, and the process then dies by that
+  signal (its status is the signal's; no ``atexit`` traceback).
 * SIGTERM (what torchrun, SLURM and Kubernetes send): by default Python dies
   without running atexit. If nobody else handles SIGTERM, the bridge installs a
   handler that flushes and then re-raises the signal with the default action,
@@ -37,10 +41,12 @@ class ExitHooks:
         on_exit: Callable[[], None],
         on_fork_child: Callable[[], None],
         on_prepare_exit: Callable[[], None] | None = None,
+        on_exit_interrupted: Callable[[int], None] | None = None,
     ) -> None:
         self._on_exit = on_exit
         self._on_fork_child = on_fork_child
         self._on_prepare_exit = on_prepare_exit
+        self._on_exit_interrupted = on_exit_interrupted
         self._prepare_registered = False
         self._previous_sigterm: Any = None
         self._sigterm_installed = False
@@ -98,9 +104,17 @@ class ExitHooks:
                 pass
 
     def _run_exit(self) -> None:
-        if self._active:
-            self._active = False
-            self._on_exit()
+        if not self._active:
+            return
+        self._active = False
+        guard = _ExitSignalGuard()
+        try:
+            with guard:
+                self._on_exit()
+        except _ExitInterrupted as interrupted:
+            if self._on_exit_interrupted is not None:
+                self._on_exit_interrupted(interrupted.signum)
+            _die_by(interrupted.signum)
 
     def _install_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -131,6 +145,55 @@ class ExitHooks:
             return
         # The signal handler and atexit registration are inherited as they are.
         self._on_fork_child()
+
+
+class _ExitInterrupted(BaseException):
+    """Raised in the main thread by a signal during the exit flush (not an Exception:
+    no ``except Exception`` on the way may swallow it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _ExitSignalGuard:
+    """While the exit flush runs (main thread only), SIGTERM and SIGINT end it early."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _ExitSignalGuard:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                try:
+                    self._previous[signum] = signal.signal(signum, self._interrupt)
+                except (ValueError, OSError):  # pragma: no cover
+                    pass
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, previous in self._previous.items():
+            try:
+                if exc_info[0] is not None:
+                    signal.signal(signum, signal.SIG_IGN)  # reporting, then dying by it
+                elif signal.getsignal(signum) == self._interrupt:
+                    signal.signal(signum, previous)
+            except (ValueError, OSError, TypeError):  # pragma: no cover
+                pass
+
+    @staticmethod
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise _ExitInterrupted(signum)
+
+
+def _die_by(signum: int) -> None:
+    """End the process by ``signum`` with its default action, as if we were not here."""
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)  # pragma: no cover - only if the signal is blocked
 
 
 _fork_hook_owners: weakref.WeakSet[ExitHooks] = weakref.WeakSet()

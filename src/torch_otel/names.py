@@ -80,6 +80,10 @@ DROP_REJECTED: Final = "rejected"
 DROP_EXPORT_FAILED: Final = "export_failed"
 DROP_SHUTDOWN: Final = "shutdown"
 DROP_RENDER_ERROR: Final = "render_error"
+DROP_REDIRECTED: Final = "redirected"
+DROP_BAD_RESPONSE: Final = "bad_response"
+DROP_PARTIALLY_REJECTED: Final = "partially_rejected"
+DROP_AFTER_SHUTDOWN: Final = "after_shutdown"
 
 INSTRUMENTATION_NAME: Final = "torch_otel"
 """The tracer and meter name of the spans and metrics torch-otel produces."""
@@ -146,4 +150,8 @@ def drop_reasons() -> list[str]:
         DROP_EXPORT_FAILED,
         DROP_SHUTDOWN,
         DROP_RENDER_ERROR,
+        DROP_REDIRECTED,
+        DROP_BAD_RESPONSE,
+        DROP_PARTIALLY_REJECTED,
+        DROP_AFTER_SHUTDOWN,
     ]

@@ -1,20 +1,13 @@
-"""Counters that make every lost record visible.
+"""Counters that make every lost record visible, and the one line that reports them.
 
-Reasons for dropping are a closed vocabulary so that dashboards and the exit
-message can rely on them:
-
-``queue_full``
-    the buffer between the compile thread and the exporter was at its record
-    or byte limit (collector down or slow for longer than the buffer covers);
-``rejected``
-    the collector answered with a permanent error (bad request, too large);
-``export_failed``
-    an exporter kept failing for an unknown reason and the batch was given up;
-``shutdown``
-    still queued or unsent when the exit flush deadline passed;
-``render_error``
-    a record could not be turned into an OTel record at all (never expected:
-    bad content is normally exported with a marker instead).
+Reasons for dropping are a closed vocabulary (``names.drop_reasons()``, documented in
+``docs/reference.md``) so that dashboards and the exit message can rely on them:
+``queue_full`` (the buffer was at its bound), ``rejected`` (a permanent error),
+``redirected`` (an HTTP 3xx: nothing delivered), ``bad_response`` (a 2xx that is not
+an OTLP answer), ``partially_rejected`` (a partial success's refused records),
+``export_failed`` (unknown failures, given up), ``shutdown`` (still queued when the
+exit flush ended), ``after_shutdown`` (logged after the exit flush began to close),
+``render_error`` (a batch that could not be encoded).
 """
 
 from __future__ import annotations
@@ -22,6 +15,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+
+from torch_otel import names
 
 
 @dataclass
@@ -40,6 +35,34 @@ class StatsSnapshot:
     def describe_drops(self) -> str:
         parts = [f"{count} {reason}" for reason, count in sorted(self.dropped.items()) if count]
         return ", ".join(parts)
+
+    @property
+    def records_offered(self) -> int:
+        """Records torch handed to the bridge: accepted, or refused at the buffer."""
+        refused = sum(self.dropped.get(reason, 0) for reason in OFFER_TIME_DROPS)
+        return self.records_accepted + refused
+
+
+OFFER_TIME_DROPS = (names.DROP_QUEUE_FULL, names.DROP_AFTER_SHUTDOWN)
+"""Drops that happen when a record is offered (it was never accepted)."""
+
+
+def exit_line(
+    snapshot: StatsSnapshot, last_error: str | None, interrupted_by: str | None = None
+) -> str | None:
+    """The one stderr line at exit, or None when everything went out."""
+    if not snapshot.records_dropped and interrupted_by is None:
+        return None
+    head = "torch-otel: "
+    if interrupted_by is not None:
+        head += f"exit flush interrupted by {interrupted_by}; "
+    line = (
+        f"{head}{snapshot.records_dropped} of {snapshot.records_offered} compile log records "
+        f"were not exported"
+    )
+    if snapshot.records_dropped:
+        line += f" ({snapshot.describe_drops()})"
+    return line + (f"; last error: {last_error}" if last_error else "")
 
 
 class BridgeStats:

@@ -85,6 +85,7 @@ __all__ = [
     "LogRecordView",
     "MetricPointView",
     "MetricView",
+    "OddAnswer",
     "OtlpReceiver",
     "ReceivedRequest",
     "Signal",
@@ -296,6 +297,30 @@ class _Reject(Exception):
 
 class _Dropped(Exception):
     """The request was held by a stall; it is dropped without an answer."""
+
+
+@dataclass(frozen=True)
+class OddAnswer:
+    """A 2xx/3xx answer that is not a plain success (see :meth:`OtlpReceiver.answer_next`).
+
+    ``partial_rejected`` > 0: the request is stored and the answer carries
+    ``partial_success`` (both transports). ``redirect_to``: HTTP 302 with that
+    ``Location``, nothing stored. ``html``: HTTP 200 with an HTML page (what a
+    captive portal or a misrouted ingress answers), nothing stored.
+    """
+
+    partial_rejected: int = 0
+    error_message: str = ""
+    redirect_to: str | None = None
+    html: bool = False
+
+
+class _OddReply(Exception):
+    """Raised inside HTTP request handling to answer a redirect or an HTML page."""
+
+    def __init__(self, answer: OddAnswer) -> None:
+        super().__init__("odd answer")
+        self.answer = answer
 
 
 _HEX_ID_FIELDS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
@@ -648,7 +673,7 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
             return _decode_body(signal, raw, content_type)
 
         try:
-            receiver._handle(
+            odd = receiver._handle(
                 signal,
                 "http",
                 headers,
@@ -665,7 +690,14 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
         except _Reject as reject:
             self._send_error(reject, content_type)
             return
-        response = _RESPONSE_TYPES[signal]()
+        except _OddReply as reply:
+            if reply.answer.redirect_to:
+                self._send(302, b"", "text/plain", {"Location": reply.answer.redirect_to})
+            else:
+                page = b"<html><body>Please sign in</body></html>"
+                self._send(200, page, "text/html; charset=utf-8", {})
+            return
+        response = _response(signal, odd)
         if content_type == _JSON:
             self._send(200, json_format.MessageToJson(response).encode(), _JSON, {})
         else:
@@ -762,6 +794,7 @@ class OtlpReceiver:
         self._attempts: list[Attempt] = []
         self._record_counts: dict[Signal, int] = dict.fromkeys(_SIGNALS, 0)
         self._faults: list[_PendingFault] = []
+        self._odd_answers: list[OddAnswer] = []
         self._stalled = False
         self._stall_generation = 0
         self._stopping = False
@@ -1021,6 +1054,22 @@ class OtlpReceiver:
         with self._cond:
             self._faults.extend(_PendingFault(fault, retry_after, signal) for _ in range(n))
 
+    def answer_next(self, n: int = 1, answer: OddAnswer | None = None, **fields: Any) -> None:
+        """Answer the next ``n`` otherwise successful requests with an :class:`OddAnswer`.
+
+        ``answer_next(2, partial_rejected=3, error_message="bad records")``,
+        ``answer_next(redirect_to="https://elsewhere/v1/logs")``, ``answer_next(html=True)``.
+        Redirects and HTML pages apply to OTLP/HTTP only (a gRPC request consumes the
+        entry and is answered normally).
+        """
+        odd = answer or OddAnswer(**fields)
+        with self._cond:
+            self._odd_answers.extend([odd] * n)
+
+    def _take_odd_answer(self) -> OddAnswer | None:
+        with self._cond:
+            return self._odd_answers.pop(0) if self._odd_answers else None
+
     def require_bearer_token(self, token: str | None) -> None:
         """Reject requests lacking ``authorization: Bearer <token>``; ``None`` turns it off.
 
@@ -1034,6 +1083,7 @@ class OtlpReceiver:
         """Clear queued failures, stall and token requirement."""
         with self._cond:
             self._faults.clear()
+            self._odd_answers.clear()
             self._bearer_token = None
         self.unstall()
 
@@ -1334,8 +1384,8 @@ class OtlpReceiver:
         content_type: str,
         content_encoding: str | None,
         client_gone: Callable[[], bool] | None = None,
-    ) -> None:
-        """Shared gRPC/HTTP path: stall, auth, decode, injected faults, store.
+    ) -> OddAnswer | None:
+        """Shared gRPC/HTTP path: stall, auth, decode, injected faults, odd answers, store.
 
         The order mirrors a collector: the connection is accepted first (so a
         stall swallows everything), authentication comes before the payload
@@ -1349,6 +1399,12 @@ class OtlpReceiver:
         except _Reject as reject:
             self._record_attempt(transport, signal, reject.outcome, headers)
             raise
+        odd = self._take_odd_answer()
+        if odd is not None and transport == "http" and (odd.redirect_to or odd.html):
+            self._record_attempt(
+                transport, signal, "redirected" if odd.redirect_to else "html", headers
+            )
+            raise _OddReply(odd)
         request = ReceivedRequest(
             signal=signal,
             transport=transport,
@@ -1366,6 +1422,7 @@ class OtlpReceiver:
             self._record_counts[signal] += _count_items(signal, message)
             self._attempts.append(Attempt(transport, signal, "accepted", headers, time.monotonic()))
             self._cond.notify_all()
+        return odd
 
     def _grpc_export(
         self, signal: Signal, request: Message, context: grpc.ServicerContext
@@ -1378,8 +1435,9 @@ class OtlpReceiver:
 
         # Free a stalled worker as soon as the client gives up (deadline/cancel).
         context.add_callback(wake)
+        odd: OddAnswer | None = None
         try:
-            self._handle(
+            odd = self._handle(
                 signal,
                 "grpc",
                 headers,
@@ -1400,7 +1458,19 @@ class OtlpReceiver:
                     (("google.rpc.retryinfo-bin", info.SerializeToString()),)
                 )
             context.abort(reject.grpc_code, reject.message)
-        return _RESPONSE_TYPES[signal]()
+        return _response(signal, odd)
+
+
+def _response(signal: Signal, odd: OddAnswer | None) -> Message:
+    """The export response, with ``partial_success`` when an odd answer asks for it."""
+    response = _RESPONSE_TYPES[signal]()
+    if odd is not None and odd.partial_rejected:
+        field = {"logs": "rejected_log_records", "traces": "rejected_spans"}.get(
+            signal, "rejected_data_points"
+        )
+        setattr(response.partial_success, field, odd.partial_rejected)
+        response.partial_success.error_message = odd.error_message
+    return response
 
 
 def _count_items(signal: Signal, message: Any) -> int:

@@ -18,7 +18,7 @@ import pytest
 
 from torch_otel.capture.buffer import RecordBuffer
 from torch_otel.capture.records import CapturedRecord
-from torch_otel.export.outcome import ExportOutcome
+from torch_otel.export.outcome import ExportOutcome, ExportResult
 from torch_otel.export.pipeline import ExportPipeline, PipelineSettings
 from torch_otel.stats import BridgeStats
 
@@ -35,7 +35,9 @@ class FakeSink:
 
     representation = "sdk"
 
-    def __init__(self, *answers: ExportOutcome, block: threading.Event | None = None) -> None:
+    def __init__(
+        self, *answers: ExportOutcome | ExportResult, block: threading.Event | None = None
+    ) -> None:
         self.answers = list(answers)
         self.block = block
         self.calls: list[float] = []
@@ -43,16 +45,17 @@ class FakeSink:
         self.last_error: str | None = None
         self.shut_down = False
 
-    def export(self, request: list[CapturedRecord]) -> ExportOutcome:
+    def export(self, request: list[CapturedRecord]) -> ExportResult:
         self.calls.append(time.monotonic())
         if self.block is not None:
             self.block.wait()
-        outcome = self.answers.pop(0) if self.answers else ExportOutcome.SUCCESS
-        if outcome is ExportOutcome.SUCCESS:
+        answer = self.answers.pop(0) if self.answers else ExportOutcome.SUCCESS
+        result = answer if isinstance(answer, ExportResult) else ExportResult(answer)
+        if result.delivered:
             self.delivered.extend(r.message for r in request)
         else:
-            self.last_error = f"fake {outcome.value}"
-        return outcome
+            self.last_error = f"fake {result.outcome.value}"
+        return result
 
     def shutdown(self) -> None:
         self.shut_down = True
@@ -136,6 +139,26 @@ def test_permanent_failure_is_dropped_counted_and_the_next_batch_goes_through() 
     assert snapshot.dropped == {"rejected": 5}
     assert snapshot.records_exported == 5
     assert len(sink.calls) == 2  # never retried
+
+
+def test_partial_success_counts_the_rejected_records_and_is_not_retried() -> None:
+    sink = FakeSink(ExportResult(ExportOutcome.SUCCESS, rejected=3))
+    with pipeline(sink) as (export, buffer, stats):
+        offer(buffer, 10)
+        assert export.flush(5)
+    snapshot = stats.snapshot()
+    assert (snapshot.records_exported, snapshot.dropped) == (7, {"partially_rejected": 3})
+    assert len(sink.calls) == 1
+
+
+@pytest.mark.parametrize("reason", ["redirected", "bad_response"])
+def test_a_permanent_failure_is_counted_under_its_own_reason(reason: str) -> None:
+    sink = FakeSink(ExportResult(ExportOutcome.PERMANENT, reason=reason))
+    with pipeline(sink) as (export, buffer, stats):
+        offer(buffer, 4)
+        assert export.flush(5)
+    assert stats.snapshot().dropped == {reason: 4}
+    assert len(sink.calls) == 1
 
 
 def test_unknown_failures_are_retried_a_few_times_then_counted() -> None:

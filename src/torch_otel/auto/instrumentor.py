@@ -22,7 +22,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-_INSTRUMENTS = ("torch >= 2.6, < 2.15",)
+_INSTRUMENTS = ("torch >= 2.6",)
 
 
 class TorchLoggingInstrumentor(BaseInstrumentor):  # type: ignore[misc]

@@ -22,9 +22,11 @@ What is used, and why:
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 TRACE_LOGGER_NAME = "torch.__trace"
@@ -37,10 +39,103 @@ TRACE_FILE_PREFIX = "dedicated_log_torch_trace_"
 """torch's ``LOG_PREFIX``: the name its trace files start with (tlparse keys on it)."""
 
 
+TESTED_TORCH = ((2, 6), (2, 14))
+"""The torch minor versions CI has run against (first and last, inclusive)."""
+
+
 def _logging_internal() -> Any:
     from torch._logging import _internal
 
     return _internal
+
+
+# --- what this torch supports -----------------------------------------------------------------
+@dataclass(frozen=True)
+class TorchSupport:
+    """What torch-otel can do with the torch it runs on."""
+
+    version: str
+    tested: bool
+    missing: tuple[str, ...]
+    """Features this torch lacks the internals for (each degrades, see ``FEATURES``)."""
+    can_bridge: bool
+    """False only without torch's logging registry: nothing can be attached then."""
+
+    def warning(self) -> str | None:
+        """One line for the user, or None when everything is expected to work."""
+        if self.tested and not self.missing:
+            return None
+        low, high = (".".join(map(str, v)) for v in TESTED_TORCH)
+        line = f"torch-otel: torch {self.version} is "
+        line += "tested" if self.tested else f"untested (tested: {low} to {high})"
+        if self.missing:
+            line += "; not available here: " + "; ".join(self.missing)
+        if not self.can_bridge:
+            return line + "; torch's logs cannot be bridged"
+        return line + ("; everything else works" if self.missing else "")
+
+
+FEATURES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "registry": (
+        "component and artifact names (log_registry)",
+        lambda internal: hasattr(internal.log_registry, "log_alias_to_log_qnames"),
+    ),
+    "init_logs": (
+        "following set_logs() after install (_init_logs)",
+        lambda internal: callable(getattr(internal, "_init_logs", None)),
+    ),
+    "handler_ownership": (
+        "--no-console (_is_torch_handler)",
+        lambda internal: callable(getattr(internal, "_is_torch_handler", None)),
+    ),
+    "log_settings": (
+        "TORCH_LOGS validation (_parse_log_settings)",
+        lambda internal: callable(getattr(internal, "_parse_log_settings", None)),
+    ),
+    "compile_context": (
+        "compile ids (torch._guards)",
+        lambda internal: _compile_context_available(),
+    ),
+}
+"""Each internal torch-otel relies on: what it gives the user, and how to check it."""
+
+
+@functools.cache
+def support() -> TorchSupport:
+    """Probe the torch this process runs (once): version, and which internals exist."""
+    import torch
+
+    internal = _logging_internal()
+    missing = []
+    for key, (description, check) in FEATURES.items():
+        try:
+            present = bool(check(internal))
+        except Exception:
+            present = False
+        if not present:
+            missing.append((key, description))
+    version = str(torch.__version__)
+    return TorchSupport(
+        version=version,
+        tested=_minor(version) is not None
+        and TESTED_TORCH[0] <= _minor(version) <= TESTED_TORCH[1],  # type: ignore[operator]
+        missing=tuple(description for _key, description in missing),
+        can_bridge="registry" not in {key for key, _ in missing},
+    )
+
+
+def _minor(version: str) -> tuple[int, int] | None:
+    parts = version.split("+")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _compile_context_available() -> bool:
+    import torch._guards as guards
+
+    return hasattr(guards, "_TLS") or hasattr(getattr(guards, "CompileContext", None), "try_get")
 
 
 # --- torch's logging registry and handlers -------------------------------------------------
@@ -56,9 +151,9 @@ def declared_artifact(logger_name: str) -> str | None:
     return declared if isinstance(declared, str) else None
 
 
-def init_logs_function() -> Callable[..., Any]:
-    """torch's current ``_init_logs`` (possibly already wrapped by someone)."""
-    return _logging_internal()._init_logs  # type: ignore[no-any-return]
+def init_logs_function() -> Callable[..., Any] | None:
+    """torch's current ``_init_logs`` (possibly already wrapped), None if it has none."""
+    return getattr(_logging_internal(), "_init_logs", None)
 
 
 def replace_init_logs(function: Callable[..., Any]) -> None:
@@ -75,8 +170,13 @@ def reinit_logs() -> None:
 
 
 def is_torch_handler(handler: logging.Handler) -> bool:
-    """Whether torch created ``handler`` itself (and will remove it at re-init)."""
-    return bool(_logging_internal()._is_torch_handler(handler))
+    """Whether torch created ``handler`` itself (and will remove it at re-init).
+
+    Without ``_is_torch_handler`` nothing counts as torch's (never remove a foreign
+    handler): ``--no-console`` then leaves torch's console output in place.
+    """
+    check = getattr(_logging_internal(), "_is_torch_handler", None)
+    return bool(check(handler)) if callable(check) else False
 
 
 def is_torch_stderr_handler(handler: logging.Handler) -> bool:
@@ -93,7 +193,9 @@ def rejected_log_settings(value: str) -> list[str] | None:
 
     An empty list means torch rejects the value as a whole (not a comma list).
     """
-    parse = _logging_internal()._parse_log_settings
+    parse = getattr(_logging_internal(), "_parse_log_settings", None)
+    if not callable(parse):
+        return None  # cannot check here; torch itself still will
     try:
         parse(value)
         return None
@@ -115,7 +217,10 @@ def enabled_logging() -> tuple[dict[str, str], list[str]]:
     import torch  # noqa: F401 - applies TORCH_LOGS
 
     internal = _logging_internal()
-    state = internal._get_log_state()
+    try:
+        state = internal._get_log_state()
+    except AttributeError:  # pragma: no cover - other torch versions
+        return {}, []
     owners: dict[str, str] = {}
     for alias, qnames in internal.log_registry.log_alias_to_log_qnames.items():
         for qname in qnames:
@@ -154,9 +259,12 @@ def compile_context_reader() -> Callable[[], Any]:
             return getattr(_TLS, "compile_context", None)
 
         return read_tls
-    from torch._guards import CompileContext  # pragma: no cover
+    try:  # pragma: no cover - depends on torch version
+        from torch._guards import CompileContext
 
-    return CompileContext.try_get  # pragma: no cover
+        return CompileContext.try_get  # type: ignore[no-any-return]
+    except (ImportError, AttributeError):  # pragma: no cover
+        return lambda: None
 
 
 class DistributedRankReader:

@@ -69,6 +69,7 @@ class RecordBuffer(Generic[T]):
         self._in_flight_bytes = 0
         self._lock = threading.Lock()
         self._wake_pending = False
+        self._closed_reason: str | None = None
         self._on_wake: Callable[[], None] = _noop
 
     def set_waker(self, on_wake: Callable[[], None]) -> None:
@@ -83,9 +84,12 @@ class RecordBuffer(Generic[T]):
         )
 
     def offer(self, item: T, text_length: int) -> bool:
-        """Queue ``item``; ``False`` (and a counted drop) when the buffer is full."""
+        """Queue ``item``; ``False`` (and a counted drop) when the buffer is full or closed."""
         size = text_length + RECORD_OVERHEAD_BYTES
         with self._lock:
+            if self._closed_reason is not None:
+                self._stats.count_drop(self._closed_reason)
+                return False
             if (
                 len(self._items) >= self.max_records
                 or self._bytes + self._in_flight_bytes + size > self.max_bytes - self._headroom
@@ -133,6 +137,11 @@ class RecordBuffer(Generic[T]):
         with self._lock:
             self._in_flight_bytes = max(self._in_flight_bytes - charged, 0)
 
+    def close(self, reason: str) -> None:
+        """Accept nothing more: each later offer is a drop counted under ``reason``."""
+        with self._lock:
+            self._closed_reason = reason
+
     def clear(self) -> int:
         """Discard everything queued (after ``fork``: the parent sends those)."""
         with self._lock:
@@ -146,6 +155,7 @@ class RecordBuffer(Generic[T]):
     def reinit_after_fork(self) -> None:
         """Fresh lock and empty queue in a forked child (the parent's lock may be held)."""
         self._lock = threading.Lock()
+        self._closed_reason = None
         self._items = deque()
         self._bytes = 0
         self._in_flight_bytes = 0

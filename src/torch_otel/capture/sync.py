@@ -25,7 +25,7 @@ import functools
 import logging
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from torch_otel import environment_variables as env
@@ -85,6 +85,8 @@ class InitLogsHook:
         if self._original is not None:
             return
         original = _torch.init_logs_function()
+        if original is None:
+            return  # this torch has no _init_logs: attach once, without re-syncing
         hook = self
 
         @functools.wraps(original)
@@ -223,3 +225,16 @@ def validate_torch_logs(value: str | None) -> None:
         env.TORCH_LOGS,
         f"{value!r} is rejected by torch: {detail} (see TORCH_LOGS=help for the valid names)",
     )
+
+
+def validate_artifact_names(artifacts: Iterable[str], setting: str) -> None:
+    """Raise :class:`ConfigError` for artifact names torch does not know (a typo filters
+    nothing and would go unnoticed)."""
+    known = set(_torch.log_registry().artifact_names)
+    unknown = sorted(set(artifacts) - known)
+    if unknown:
+        raise ConfigError(
+            setting,
+            f"unknown artifact name(s): {', '.join(unknown)} "
+            "(see TORCH_LOGS=help for the artifacts this torch knows)",
+        )

@@ -13,7 +13,6 @@ import os
 import sys
 import time
 from typing import Any, TextIO
-from urllib.parse import urlparse, urlunparse
 
 from torch_otel import __version__
 from torch_otel import environment_variables as env
@@ -22,26 +21,18 @@ from torch_otel.cli.options import bridge_options, validate_torch_logs_early
 from torch_otel.config.profiles import default_profile_name, load_profile
 from torch_otel.config.settings import BridgeSettings
 from torch_otel.config.specs import OTLP_KINDS, ExporterSpec
+from torch_otel.redaction import REDACTED, redact_url
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
 
 
-def redact_url(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.password:
-        netloc = f"{parsed.username}:<redacted>@{parsed.hostname}"
-        if parsed.port:
-            netloc += f":{parsed.port}"
-        return urlunparse(parsed._replace(netloc=netloc))
-    return url
-
-
 def redacted_headers(value: str | None) -> str:
+    """Header names only: ``authorization=<redacted>, x-tenant=<redacted>``."""
     if not value:
         return "(none)"
     names = [item.split("=", 1)[0].strip() for item in value.split(",") if item.strip()]
-    return ", ".join(f"{name}=<redacted>" for name in names)
+    return ", ".join(f"{name}={REDACTED}" for name in names)
 
 
 def probe_endpoint(spec: ExporterSpec, timeout_s: float = 3.0) -> tuple[bool, str]:
@@ -50,19 +41,18 @@ def probe_endpoint(spec: ExporterSpec, timeout_s: float = 3.0) -> tuple[bool, st
 
     from torch_otel.export.exporters import build_log_sink
     from torch_otel.export.otlp_encoder import EncodedLogsRequest
-    from torch_otel.export.outcome import ExportOutcome
     from torch_otel.export.transports import OutputFiles
 
     sink = build_log_sink(replace(spec, timeout_s=timeout_s), OutputFiles())
     started = time.monotonic()
     try:
-        outcome = sink.export(EncodedLogsRequest(b"", 0))
+        result = sink.export(EncodedLogsRequest(b"", 0))
     finally:
         sink.shutdown()
     elapsed_ms = (time.monotonic() - started) * 1000
-    if outcome is ExportOutcome.SUCCESS:
+    if result.delivered:
         return True, f"answers (empty export accepted in {elapsed_ms:.0f} ms)"
-    return False, f"does not answer: {sink.last_error or outcome.value}"
+    return False, f"does not answer: {sink.last_error or result.outcome.value}"
 
 
 def doctor_command(args: argparse.Namespace) -> int:
@@ -96,7 +86,7 @@ def run_doctor(
     if not profile.exporters:
         write("  exporters   none (the bridge would not attach to torch's loggers)")
     for spec in profile.exporters:
-        write(f"  exporter    {_describe(spec)}")
+        write(f"  exporter    {spec.describe()}")
     mib = 2**20
     records = settings.max_queue_records or profile.batch.max_queue_records
     write(
@@ -128,10 +118,3 @@ def run_doctor(
         if not ok:
             status = EXIT_UNREACHABLE
     return status
-
-
-def _describe(spec: ExporterSpec) -> str:
-    text = spec.describe()
-    if spec.endpoint:
-        text = text.replace(spec.endpoint, redact_url(spec.endpoint))
-    return text

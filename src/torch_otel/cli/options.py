@@ -71,22 +71,28 @@ def validate_torch_logs_early() -> None:
     """Check ``TORCH_LOGS`` before starting anything (importing torch only when it is set).
 
     torch parses ``TORCH_LOGS`` during ``import torch`` and raises a long
-    ``ValueError`` there, so the value is taken out of the environment while
-    torch is imported, then checked with torch's own parser.
+    ``ValueError`` there, so torch is imported without it, then the value is checked
+    with torch's own parser.
     """
     value = os.environ.get(env.TORCH_LOGS)
     if not value:
         return
-    del os.environ[env.TORCH_LOGS]
-    try:
-        import torch  # noqa: F401
+    import_torch_without_torch_logs()
+    from torch_otel.capture.sync import validate_torch_logs
 
-        from torch_otel.capture.sync import validate_torch_logs
-
-        validate_torch_logs(value)
-    finally:
-        os.environ[env.TORCH_LOGS] = value
+    validate_torch_logs(value)
     # Valid: let torch apply it now, as its import would have.
     from torch_otel.capture import _torch
 
     _torch.reinit_logs()
+
+
+def import_torch_without_torch_logs() -> None:
+    """``import torch`` with ``TORCH_LOGS`` out of the environment meanwhile (a bad or
+    empty value makes the import itself fail with a traceback)."""
+    value = os.environ.pop(env.TORCH_LOGS, None)
+    try:
+        import torch  # noqa: F401
+    finally:
+        if value is not None:
+            os.environ[env.TORCH_LOGS] = value

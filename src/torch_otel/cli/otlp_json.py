@@ -120,15 +120,16 @@ def iter_requests(
     """
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as error:
         raise ConfigError(str(path), f"cannot read: {error.strerror}") from None
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+        # Binary, decoded line by line: one bad line (not UTF-8) is reported, not fatal.
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                yield parse_line(line)
+                yield parse_line(raw.decode("utf-8"))
             except Exception as error:
                 problem = BadLine(str(path), number, f"{type(error).__name__}: {error}")
                 if bad_lines is None:

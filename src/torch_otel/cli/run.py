@@ -38,7 +38,9 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     child_env = run_environment(bridge_options(args), os.environ)
     profile = validate_bridge_settings({}, child_env)
     child_env[env.TORCH_OTEL_RESOLVED_PROFILE] = profile.to_cache()
+    warn_if_torch_logs_is_empty(child_env)
     validate_torch_logs_early()
+    validate_artifact_ranks_early(child_env)
     executable = shutil.which(command[0], path=child_env.get("PATH"))
     if executable is None:
         raise ConfigError("COMMAND", f"{command[0]!r} not found on PATH")
@@ -46,6 +48,29 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     sys.stderr.flush()
     os.execvpe(executable, command, child_env)
     return 0  # pragma: no cover - exec does not return
+
+
+def warn_if_torch_logs_is_empty(environ: Mapping[str, str]) -> None:
+    """A set but empty ``TORCH_LOGS`` makes ``import torch`` itself fail (torch 2.13)."""
+    if env.TORCH_LOGS in environ and not environ[env.TORCH_LOGS].strip():
+        print(
+            "torch-otel: warning: TORCH_LOGS is set but empty, which makes 'import torch' "
+            "fail on some torch versions; unset it (unset TORCH_LOGS) to log nothing",
+            file=sys.stderr,
+        )
+
+
+def validate_artifact_ranks_early(environ: Mapping[str, str]) -> None:
+    """Artifact names in ``TORCH_OTEL_ARTIFACT_RANKS`` must be torch's (imports torch)."""
+    from torch_otel.config.settings import BridgeSettings
+
+    settings = BridgeSettings.resolve({}, environ)
+    if settings.artifact_ranks:
+        from torch_otel.capture.sync import validate_artifact_names
+        from torch_otel.cli.options import import_torch_without_torch_logs
+
+        import_torch_without_torch_logs()
+        validate_artifact_names(settings.artifact_ranks, settings.artifact_ranks_source)
 
 
 def run_environment(options: dict[str, object], environ: Mapping[str, str]) -> dict[str, str]:

@@ -109,7 +109,11 @@ def origin_table(tally: RecordTally) -> str:
 
 
 def summarize_files(paths: list[str], out: Any, err: Any, *, top: int = 10) -> int:
-    """``torch-otel summary``: tables from OTLP/JSON files; bad lines reported, skipped."""
+    """``torch-otel summary``: tables from OTLP/JSON files; bad lines reported, skipped.
+
+    Exit status 0, or 1 when nothing at all could be read (every line bad or no
+    request in any file); a file that cannot be opened is a ConfigError (exit 2).
+    """
     from torch_otel.cli.otlp_json import BadLine, flatten_logs, iter_requests
 
     tally = RecordTally()
@@ -129,6 +133,9 @@ def summarize_files(paths: list[str], out: Any, err: Any, *, top: int = 10) -> i
                 )
     for problem in bad:
         print(f"{problem.path}:{problem.line_number}: skipped: {problem.error}", file=err)
+    if not signals:
+        print("torch-otel: summary: no OTLP export request could be read", file=err)
+        return 1
     print(
         f"{tally.total} records ({tally.bytes_total / 2**20:.1f} MiB of text) from "
         f"{sum(signals.values())} export requests in {len(paths)} file(s)",

@@ -59,6 +59,8 @@ class BridgeSettings:
     ranks: frozenset[int] | None = None
     artifact_ranks: Mapping[str, frozenset[int]] = field(default_factory=dict)
     debug: bool = False
+    artifact_ranks_source: str = field(default="artifact_ranks", compare=False)
+    """Where ``artifact_ranks`` came from (argument or variable), for error messages."""
     exporter_from_user: bool = False
     """True when the profile was chosen explicitly (argument or variable), which
     makes the bridge build its own pipeline even if the application already set a
@@ -69,7 +71,7 @@ class BridgeSettings:
         cls, arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None
     ) -> BridgeSettings:
         environ = os.environ if environ is None else environ
-        known = {f.name for f in fields(cls)} - {"exporter_from_user"}
+        known = {f.name for f in fields(cls)} - {"exporter_from_user", "artifact_ranks_source"}
         unknown = sorted(set(arguments) - known)
         if unknown:
             raise ConfigError(
@@ -110,6 +112,7 @@ class BridgeSettings:
             ranks=rank_set(*pick("ranks", env.TORCH_OTEL_RANKS)),
             artifact_ranks=artifact_ranks(*pick("artifact_ranks", env.TORCH_OTEL_ARTIFACT_RANKS))
             or {},
+            artifact_ranks_source=pick("artifact_ranks", env.TORCH_OTEL_ARTIFACT_RANKS)[1],
             debug=boolean(*pick("debug", env.TORCH_OTEL_DEBUG), default=False),
             exporter_from_user=exporter is not None,
         )

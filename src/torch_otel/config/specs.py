@@ -24,6 +24,7 @@ from urllib.parse import urlparse, urlunparse
 
 from torch_otel.config.values import Bounds, bounded_number
 from torch_otel.errors import ConfigError
+from torch_otel.redaction import Redactor, redact_url, url_secrets
 
 _log = logging.getLogger("torch_otel")
 
@@ -44,11 +45,13 @@ class ExporterSpec:
 
     Building is deferred to the export thread so that a process that never
     logs anything (e.g. a compile worker) never pays for importing gRPC.
-    ``headers`` may hold secrets: they are excluded from ``repr``.
+    ``headers`` and the endpoint's userinfo and query may hold secrets: ``repr``
+    and :meth:`describe` never show them, and :meth:`redactor` removes them from
+    text torch-otel did not write (transport errors, the SDK's log lines).
     """
 
     kind: str  # "otlp_grpc" | "otlp_http" | "console" | "file"
-    endpoint: str | None = None
+    endpoint: str | None = field(default=None, repr=False)
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     compression: str | None = None
     timeout_s: float = 10.0
@@ -64,12 +67,17 @@ class ExporterSpec:
                 security = "mutual TLS"
             header_names = ", ".join(sorted(self.headers)) or "none"
             return (
-                f"OTLP {protocol} to {self.endpoint} ({security}; headers: {header_names}; "
+                f"OTLP {protocol} to {redact_url(self.endpoint or '')} ({security}; "
+                f"headers: {header_names}; "
                 f"timeout {self.timeout_s:g}s)"
             )
         if self.kind == "file":
             return f"OTLP/JSON lines to {self.path}"
         return "console (JSON on stdout)"
+
+    def redactor(self) -> Redactor:
+        """Removes this exporter's header values and URL secrets from free text."""
+        return Redactor([*self.headers.values(), *url_secrets(self.endpoint)])
 
     @property
     def is_plaintext(self) -> bool:
@@ -105,13 +113,31 @@ def parse_headers(headers_list: str | None, pairs: Sequence[Any] | None, setting
             name = unquote(name.strip())
             if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
                 raise ConfigError(setting, f"header name {name!r} is not a valid HTTP header name")
-            result[name.lower()] = unquote(value.strip())
+            result[name.lower()] = checked_header_value(name, unquote(value.strip()), setting)
     for pair in pairs or ():
         name = pair.name if hasattr(pair, "name") else pair["name"]
         value = pair.value if hasattr(pair, "value") else pair.get("value")
         if value is not None:
-            result[str(name).lower()] = str(value)
+            result[str(name).lower()] = checked_header_value(str(name), str(value), setting)
     return result
+
+
+def checked_header_value(name: str, value: str, setting: str) -> str:
+    """``value`` if every character is visible ASCII or a space; else a ConfigError.
+
+    A pasted zero-width space or a newline would make every export fail, and the
+    SDK's warning would then print the value: refused here, naming the header and the
+    offending character's position, never the value.
+    """
+    for position, character in enumerate(value, start=1):
+        if not (" " <= character <= "~"):
+            raise ConfigError(
+                setting,
+                f"header {name!r} has an invisible, control or non-ASCII character "
+                f"(U+{ord(character):04X}) at position {position} of its value "
+                "(value not shown: headers often carry credentials)",
+            )
+    return value
 
 
 def validate_endpoint(endpoint: str | None, setting: str, default: str) -> str:
@@ -120,25 +146,36 @@ def validate_endpoint(endpoint: str | None, setting: str, default: str) -> str:
         parsed = urlparse(endpoint)
         port = parsed.port
     except ValueError as error:
-        raise ConfigError(setting, f"endpoint {endpoint!r} is malformed: {error}") from None
+        problem = "is malformed (bad port)" if "port" in str(error).lower() else "is malformed"
+        raise ConfigError(setting, f"endpoint {redact_url(endpoint)!r} {problem}") from None
     if parsed.scheme not in ("http", "https"):
         raise ConfigError(
             setting,
-            f"endpoint {endpoint!r} must start with http:// or https:// "
+            f"endpoint {redact_url(endpoint)!r} must start with http:// or https:// "
             "(e.g. http://localhost:4317)",
         )
     if not parsed.hostname:
-        raise ConfigError(setting, f"endpoint {endpoint!r} has no host name")
+        raise ConfigError(setting, f"endpoint {redact_url(endpoint)!r} has no host name")
     if port is None and parsed.netloc.endswith(":"):
-        raise ConfigError(setting, f"endpoint {endpoint!r} has an empty port")
+        raise ConfigError(setting, f"endpoint {redact_url(endpoint)!r} has an empty port")
     return endpoint
 
 
 def normalize_http_endpoint(endpoint: str) -> str:
-    """Collapse the ``//v1/logs`` a base URL with a trailing slash produces."""
+    """The URL the profile meant: ``${BASE}/v1/logs`` with any query after the path.
+
+    Collapses the ``//v1/logs`` a base URL with a trailing slash produces, and moves a
+    signal path the profile appended after a query string (``?token=x/v1/logs``) back
+    in front of it (``/v1/logs?token=x``).
+    """
     parsed = urlparse(endpoint)
-    path = re.sub(r"/{2,}", "/", parsed.path)
-    return urlunparse(parsed._replace(path=path))
+    path, query = parsed.path, parsed.query
+    appended = re.search(r"/v1/[a-z]+/?$", query)
+    if appended:
+        query = query[: appended.start()]
+        path = path.rstrip("/") + appended.group(0)
+    path = re.sub(r"/{2,}", "/", path)
+    return urlunparse(parsed._replace(path=path, query=query))
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -189,7 +226,8 @@ def validate_tls(tls: Any, endpoint: str, setting: str, *, grpc: bool) -> TlsFil
     if plaintext and (files.ca_file or files.cert_file):
         raise ConfigError(
             setting,
-            f"TLS files are configured but endpoint {endpoint!r} is plaintext (http://); "
+            f"TLS files are configured but endpoint {redact_url(endpoint)!r} is plaintext "
+            "(http://); "
             "use https:// so the certificates are used (torch-otel never falls back "
             "to plaintext)",
         )
@@ -291,5 +329,5 @@ def warn_if_unencrypted(spec: ExporterSpec) -> None:
         _log.warning(
             "torch-otel: OTLP endpoint %s uses http:// to a non-loopback host; "
             "compile logs will travel unencrypted (use https:// for TLS)",
-            spec.endpoint,
+            redact_url(spec.endpoint or ""),
         )

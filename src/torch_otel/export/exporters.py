@@ -12,26 +12,38 @@ import importlib
 from typing import Any
 
 from torch_otel.config.specs import ExporterSpec
-from torch_otel.export.outcome import FailureProbe
+from torch_otel.export.outcome import ResponseProbe
 from torch_otel.export.sink import ExporterSink
 from torch_otel.export.transports import OutputFiles, grpc_arguments, http_arguments
+from torch_otel.redaction import attach_redaction
+
+EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.grpc._log_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.http.transport._requests",
+)
+"""Loggers the OTLP exporters warn through (endpoints, transport errors, header values)."""
 
 
 def build_log_sink(spec: ExporterSpec, files: OutputFiles) -> ExporterSink:
     """The sink for one log exporter of a profile."""
     description = spec.describe()
-    if spec.kind == "otlp_grpc":
-        from torch_otel.export.otlp_grpc import EncodedGrpcLogExporter
-
-        probe = FailureProbe()
-        exporter: Any = EncodedGrpcLogExporter(probe=probe, **grpc_arguments(spec))
-        return ExporterSink(exporter, representation="otlp", probe=probe, description=description)
-    if spec.kind == "otlp_http":
-        from torch_otel.export.otlp_http import EncodedHttpLogExporter
-
-        probe = FailureProbe()
-        exporter = EncodedHttpLogExporter(probe=probe, **http_arguments(spec))
-        return ExporterSink(exporter, representation="otlp", probe=probe, description=description)
+    redactor = spec.redactor()
+    attach_redaction(EXPORTER_LOGGERS, redactor)  # before the SDK can log a secret
+    if spec.kind in ("otlp_grpc", "otlp_http"):
+        probe = ResponseProbe()
+        exporter: Any = _otlp_log_exporter(spec, probe)
+        return ExporterSink(
+            exporter,
+            representation="otlp",
+            probe=probe,
+            description=description,
+            redact=redactor,
+        )
     if spec.kind == "file":
         from opentelemetry.exporter.otlp.json.file._log_exporter import FileLogExporter
 
@@ -65,8 +77,19 @@ SIGNAL_EXPORTERS: dict[str, dict[str, tuple[str, str]]] = {
 """The OpenTelemetry exporter class for each signal and spec kind (imported on use)."""
 
 
+def _otlp_log_exporter(spec: ExporterSpec, probe: ResponseProbe) -> Any:
+    if spec.kind == "otlp_grpc":
+        from torch_otel.export.otlp_grpc import EncodedGrpcLogExporter
+
+        return EncodedGrpcLogExporter(probe=probe, **grpc_arguments(spec))
+    from torch_otel.export.otlp_http import EncodedHttpLogExporter
+
+    return EncodedHttpLogExporter(probe=probe, **http_arguments(spec))
+
+
 def build_signal_exporter(signal: str, spec: ExporterSpec, files: OutputFiles) -> Any:
     """The span (``signal="spans"``) or metric (``"metrics"``) exporter for a spec."""
+    attach_redaction(EXPORTER_LOGGERS, spec.redactor())
     module, name = SIGNAL_EXPORTERS[signal][spec.kind]
     exporter_class = getattr(importlib.import_module(module), name)
     if spec.kind == "otlp_grpc":

@@ -150,20 +150,28 @@ class ExportPipeline:
         and the daemon thread is not waited for.
         """
         flushed = self.flush(timeout_s)
-        with self._idle:
-            self._stop = True
-            if not flushed:
-                self._abandon = True
-                leftover = self._buffer.clear() * max(1, len(self._sinks or ())) + self._in_flight
-                self._in_flight = 0
-                if leftover:
-                    self._stats.count_drop(names.DROP_SHUTDOWN, leftover)
-        self._wake.set()
+        self.abandon()
         for sink in self._sinks or ():
             sink.shutdown()
         thread = self._thread
         if flushed and thread is not None and thread is not threading.current_thread():
             thread.join(timeout=0.5)
+
+    def abandon(self) -> int:
+        """Stop now, without waiting: close the buffer (later records are counted
+        ``after_shutdown``) and count whatever is still queued or in flight as
+        ``shutdown``. Returns that count. Safe to call from a signal handler's path."""
+        self._buffer.close(names.DROP_AFTER_SHUTDOWN)
+        with self._idle:
+            self._stop = True
+            leftover = self._buffer.clear() * max(1, len(self._sinks or ())) + self._in_flight
+            if leftover or self._busy:
+                self._abandon = True  # the thread's later counts would double these
+            self._in_flight = 0
+        if leftover:
+            self._stats.count_drop(names.DROP_SHUTDOWN, leftover)
+        self._wake.set()
+        return leftover
 
     def reinit_after_fork(self) -> None:
         """In a forked child: no thread, no parent's exporters, fresh locks; restart."""
@@ -213,13 +221,15 @@ class ExportPipeline:
     def _drain(self) -> None:
         settings = self.settings
         while len(self._buffer):
-            captured, charged = self._buffer.take(
-                settings.max_batch_records, settings.max_batch_bytes
-            )
+            with self._idle:  # taken and counted in flight at once: abandon() sees either
+                if self._abandon:
+                    return
+                captured, charged = self._buffer.take(
+                    settings.max_batch_records, settings.max_batch_bytes
+                )
+                self._in_flight = len(captured)  # counted as lost if planning fails
             if not captured:
                 return
-            with self._idle:
-                self._in_flight = len(captured)  # counted as lost if planning fails
             try:
                 plan = self._plan(captured)
                 del captured  # the encoded requests are all that is needed now
@@ -267,17 +277,17 @@ class ExportPipeline:
         delay = self.settings.retry_initial_s
         dropped_reason: str | None = None
         while not self._abandon:
-            outcome = sink.export(request)
-            if outcome is ExportOutcome.SUCCESS:
-                self._count_unless_abandoned(exported=len(request))
+            result = sink.export(request)
+            if result.delivered:
+                self._count_delivery(len(request), result.rejected, sink)
                 return
             self.last_error = sink.last_error
-            if outcome is ExportOutcome.PERMANENT:
-                dropped_reason = names.DROP_REJECTED
+            if result.outcome is ExportOutcome.PERMANENT:
+                dropped_reason = result.reason
                 break
             attempt += 1
             if (
-                outcome is ExportOutcome.UNKNOWN
+                result.outcome is ExportOutcome.UNKNOWN
                 and attempt >= self.settings.unknown_failure_attempts
             ):
                 dropped_reason = names.DROP_EXPORT_FAILED
@@ -293,6 +303,14 @@ class ExportPipeline:
         self._count_unless_abandoned(
             dropped=len(request), reason=dropped_reason or names.DROP_SHUTDOWN
         )
+
+    def _count_delivery(self, size: int, rejected: int, sink: Sink) -> None:
+        """A delivered request; a partial success's rejected records are counted as lost."""
+        rejected = min(max(rejected, 0), size)
+        if rejected:
+            self.last_error = sink.last_error
+            self._count_unless_abandoned(dropped=rejected, reason=names.DROP_PARTIALLY_REJECTED)
+        self._count_unless_abandoned(exported=size - rejected)
 
     def _count_unless_abandoned(
         self, *, exported: int = 0, dropped: int = 0, reason: str = ""

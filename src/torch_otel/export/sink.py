@@ -15,10 +15,11 @@ retry, drop and count, or move on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
-from torch_otel.export.outcome import ExportOutcome, FailureProbe
+from torch_otel.export.outcome import DELIVERED, ExportOutcome, ExportResult, ResponseProbe
+from torch_otel.redaction import Redactor
 
 Representation = Literal["otlp", "sdk"]
 
@@ -29,7 +30,7 @@ class Sink(Protocol):
     representation: Representation
     last_error: str | None
 
-    def export(self, request: Any) -> ExportOutcome: ...
+    def export(self, request: Any) -> ExportResult: ...
 
     def shutdown(self) -> None: ...
 
@@ -49,31 +50,33 @@ class ExporterSink:
         exporter: Any,
         *,
         representation: Representation = "sdk",
-        probe: FailureProbe | None = None,
+        probe: ResponseProbe | None = None,
         description: str | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.exporter = exporter
         self.representation = representation
         self.last_error: str | None = None
         self._probe = probe
         self._description = description or type(exporter).__name__
+        self._redact = redact or Redactor()
 
-    def export(self, request: Any) -> ExportOutcome:
+    def export(self, request: Any) -> ExportResult:
         if self._probe is not None:
             self._probe.reset()
         try:
-            result = self.exporter.export(request)
+            answer = self.exporter.export(request)
         except Exception as error:  # an exporter should not raise; count it, don't crash
-            self.last_error = f"{type(error).__name__}: {error}"
-            return ExportOutcome.UNKNOWN
-        if getattr(result, "name", str(result)) == "SUCCESS" or result is True:
-            self.last_error = None
-            return ExportOutcome.SUCCESS
+            self.last_error = self._redact(f"{type(error).__name__}: {error}")
+            return ExportResult(ExportOutcome.UNKNOWN)
+        succeeded = getattr(answer, "name", str(answer)) == "SUCCESS" or answer is True
         if self._probe is None:
-            self.last_error = "export failed"
-            return ExportOutcome.UNKNOWN
-        self.last_error = self._probe.description()
-        return self._probe.outcome()
+            self.last_error = None if succeeded else "export failed"
+            return DELIVERED if succeeded else ExportResult(ExportOutcome.UNKNOWN)
+        result = self._probe.result(succeeded)
+        clean = result.delivered and not result.rejected
+        self.last_error = None if clean else self._redact(self._probe.description())
+        return result
 
     def shutdown(self) -> None:
         try:
@@ -104,7 +107,7 @@ class ProviderSink:
         self._loggers: dict[str, Any] = {}
         self.last_error: str | None = None
 
-    def export(self, request: Sequence[Any]) -> ExportOutcome:
+    def export(self, request: Sequence[Any]) -> ExportResult:
         try:
             for readable in request:
                 scope = readable.instrumentation_scope
@@ -115,8 +118,8 @@ class ProviderSink:
                 logger.emit(readable.log_record)
         except Exception as error:
             self.last_error = f"{type(error).__name__}: {error}"
-            return ExportOutcome.UNKNOWN
-        return ExportOutcome.SUCCESS
+            return ExportResult(ExportOutcome.UNKNOWN)
+        return DELIVERED
 
     def shutdown(self) -> None:
         # Not ours to shut down: the application owns the provider. Flush only.
