@@ -19,6 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 WORKLOAD = REPO / "tests" / "workloads" / "compile_workload.py"
 TORCH_OTEL = [sys.executable, "-m", "torch_otel.cli"]
 
+ENVIRONMENT_LOGGERS = frozenset({"torch.utils.cpp_extension"})
+"""torch loggers whose records describe the machine, not the compile."""
+ENVIRONMENT_FILES = frozenset({"cpp_extension.py"})
+"""The files those loggers print from (for torch's stderr lines)."""
+
 # Variables a developer's shell may have that would change what a test sees.
 _SCRUBBED_PREFIXES = ("TORCH_LOGS", "TORCH_OTEL_", "OTEL_", "TORCH_TRACE", "TORCH_COMPILE_DEBUG")
 
@@ -47,6 +52,13 @@ class Run:
     stderr: str
     output: Path | None = None
     records: list[FlatLogRecord] = field(default_factory=list)
+
+    @property
+    def compile_records(self) -> list[FlatLogRecord]:
+        """The records, less torch's notes about the machine itself (a CUDA build on a
+        machine without a GPU says "No CUDA runtime is found" through
+        ``torch.utils.cpp_extension`` when inductor loads it)."""
+        return [r for r in self.records if r.scope not in ENVIRONMENT_LOGGERS]
 
     def by_artifact(self, artifact: str) -> list[FlatLogRecord]:
         return [r for r in self.records if r.attributes.get("torch.artifact") == artifact]
