@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from torch_otel import debug_output
@@ -38,10 +39,11 @@ from torch_otel.capture.sync import (
 from torch_otel.config.profiles import BatchSettings, Profile, default_profile_name, load_profile
 from torch_otel.config.resource import distributed_environment
 from torch_otel.config.settings import BridgeSettings
-from torch_otel.config.specs import warn_if_unencrypted
+from torch_otel.config.specs import OTLP_KINDS, warn_if_unencrypted
 from torch_otel.export.pipeline import ExportPipeline, PipelineSettings
 from torch_otel.export.requests import RequestBuilder
 from torch_otel.export.sink import ExporterSink, ProviderSink, Sink
+from torch_otel.export.spill_queue import SpillQueue
 from torch_otel.export.transports import OutputFiles
 from torch_otel.lifecycle import ExitHooks
 from torch_otel.names import TORCH_DISTRIBUTED_RANK
@@ -106,6 +108,7 @@ class TorchOtelBridge:
             ),
             on_thread_start=self._ignore_thread,
             observe=self._observe if settings.trace else None,
+            spill=self._make_spill(),
         )
         self._telemetry: Any = None
         self._providers: Any = None
@@ -157,6 +160,8 @@ class TorchOtelBridge:
         if not self.exports_anything:
             _log.debug("torch-otel: no log exporter configured; not attaching to torch's loggers")
             return self
+        if self.pipeline.spill is not None and not self.pipeline.spill.open():
+            self.pipeline.spill = None  # said once why; memory only from here on
         self.pipeline.start()
         self.sync.start()
         self._hooks.install()
@@ -210,15 +215,28 @@ class TorchOtelBridge:
             warn_if_unencrypted(spec)
         return None, profile
 
+    def _make_spill(self) -> SpillQueue | None:
+        """The spill directory's queue, for the OTLP exporters (None: memory only)."""
+        if self.settings.spill_dir is None:
+            return None
+        if not any(
+            spec.kind in OTLP_KINDS for spec in (self.profile.exporters if self.profile else ())
+        ):
+            _log.debug("torch-otel: spill directory ignored: no OTLP exporter in the profile")
+            return None
+        return SpillQueue(Path(self.settings.spill_dir), self.settings.spill_max_bytes, self.stats)
+
     def _make_buffer(self, max_records: int) -> RecordBuffer[CapturedRecord]:
         max_bytes = self.settings.max_queue_bytes
+        water = 8 if self.settings.spill_dir else 2
         return RecordBuffer(
             max_records=max_records,
             max_bytes=max_bytes,
             # High water: past half its bounds, the buffer is exported without waiting
-            # for a pause in the logging (see PipelineSettings).
-            wake_records=max(max_records // 2, 1),
-            wake_bytes=max_bytes // 2,
+            # for a pause in the logging (see PipelineSettings). With a spill directory,
+            # writing to disk is cheap and never waits for a pause: start at an eighth.
+            wake_records=max(max_records // water, 1),
+            wake_bytes=max_bytes // water,
             stats=self.stats,
             max_batch_bytes=self.settings.max_batch_bytes,
         )
@@ -301,7 +319,17 @@ class TorchOtelBridge:
         self._report(interrupted_by=signal.Signals(signum).name)
 
     def _report(self, interrupted_by: str | None = None) -> None:
-        line = exit_line(self.stats.snapshot(), self.last_error, interrupted_by)
+        spill = self.pipeline.spill
+        left = spill.pending_records() if spill is not None else 0
+        if spill is not None:
+            spill.close()
+        line = exit_line(
+            self.stats.snapshot(),
+            self.last_error,
+            interrupted_by,
+            left_on_disk=left,
+            spill_directory=str(spill.directory) if spill is not None else None,
+        )
         if line is not None:
             print(line, file=sys.stderr, flush=True)
 
@@ -321,6 +349,8 @@ class TorchOtelBridge:
         self.stats.reset_after_fork()
         self.files.forget_after_fork()
         self.requests.reset()  # new process: new pid in the resource
+        if self.pipeline.spill is not None:
+            self.pipeline.spill.reset_after_fork()
         self._telemetry = None  # the parent's open spans are the parent's
         self._providers = None
         self.handler.ignored_thread_ids = frozenset()

@@ -48,6 +48,12 @@ TORCH_OTEL_RANKS = "TORCH_OTEL_RANKS"
 TORCH_OTEL_ARTIFACT_RANKS = "TORCH_OTEL_ARTIFACT_RANKS"
 """Per-artifact rank filter, e.g. ``output_code=0,graph_code=0``."""
 
+TORCH_OTEL_SPILL_DIR = "TORCH_OTEL_SPILL_DIR"
+"""A directory where export requests wait on disk for the collector (crash-safe, replayable)."""
+
+TORCH_OTEL_SPILL_MAX_BYTES = "TORCH_OTEL_SPILL_MAX_BYTES"
+"""The most bytes of spilled requests in the spill directory (default 1 GiB)."""
+
 TORCH_OTEL_DEBUG = "TORCH_OTEL_DEBUG"
 """``1`` prints torch-otel's own decisions (profile chosen, provider reused)."""
 
@@ -99,6 +105,8 @@ def torch_otel_settings() -> list[str]:
         TORCH_OTEL_FLUSH_TIMEOUT,
         TORCH_OTEL_RANKS,
         TORCH_OTEL_ARTIFACT_RANKS,
+        TORCH_OTEL_SPILL_DIR,
+        TORCH_OTEL_SPILL_MAX_BYTES,
         TORCH_OTEL_DEBUG,
     ]
 

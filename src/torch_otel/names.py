@@ -84,6 +84,7 @@ DROP_REDIRECTED: Final = "redirected"
 DROP_BAD_RESPONSE: Final = "bad_response"
 DROP_PARTIALLY_REJECTED: Final = "partially_rejected"
 DROP_AFTER_SHUTDOWN: Final = "after_shutdown"
+DROP_SPILL_FULL: Final = "spill_full"
 
 INSTRUMENTATION_NAME: Final = "torch_otel"
 """The tracer and meter name of the spans and metrics torch-otel produces."""
@@ -154,4 +155,5 @@ def drop_reasons() -> list[str]:
         DROP_BAD_RESPONSE,
         DROP_PARTIALLY_REJECTED,
         DROP_AFTER_SHUTDOWN,
+        DROP_SPILL_FULL,
     ]

@@ -27,6 +27,10 @@ class StatsSnapshot:
     records_emitted: int
     records_exported: int
     dropped: dict[str, int] = field(default_factory=dict)
+    records_spilled: int = 0
+    """Records written to the spill directory (each once, whatever the sinks)."""
+    spill_torn: int = 0
+    """Spill segments that ended in a torn or corrupt frame (its records are lost)."""
 
     @property
     def records_dropped(self) -> int:
@@ -43,25 +47,42 @@ class StatsSnapshot:
         return self.records_accepted + refused
 
 
-OFFER_TIME_DROPS = (names.DROP_QUEUE_FULL, names.DROP_AFTER_SHUTDOWN)
+OFFER_TIME_DROPS = (names.DROP_QUEUE_FULL, names.DROP_SPILL_FULL, names.DROP_AFTER_SHUTDOWN)
 """Drops that happen when a record is offered (it was never accepted)."""
 
 
 def exit_line(
-    snapshot: StatsSnapshot, last_error: str | None, interrupted_by: str | None = None
+    snapshot: StatsSnapshot,
+    last_error: str | None,
+    interrupted_by: str | None = None,
+    *,
+    left_on_disk: int = 0,
+    spill_directory: str | None = None,
 ) -> str | None:
-    """The one stderr line at exit, or None when everything went out."""
-    if not snapshot.records_dropped and interrupted_by is None:
+    """The one stderr line at exit, or None when everything went out.
+
+    Without a spill directory: ``N of M compile log records were not exported
+    (reasons)``. With one: records delivered, records left on disk (and how to send
+    them), records dropped by reason.
+    """
+    if not (snapshot.records_dropped or left_on_disk or interrupted_by):
         return None
     head = "torch-otel: "
     if interrupted_by is not None:
         head += f"exit flush interrupted by {interrupted_by}; "
-    line = (
-        f"{head}{snapshot.records_dropped} of {snapshot.records_offered} compile log records "
-        f"were not exported"
-    )
-    if snapshot.records_dropped:
-        line += f" ({snapshot.describe_drops()})"
+    drops = f" ({snapshot.describe_drops()})" if snapshot.records_dropped else ""
+    if spill_directory is None:
+        line = (
+            f"{head}{snapshot.records_dropped} of {snapshot.records_offered} compile log "
+            f"records were not exported{drops}"
+        )
+    else:
+        line = (
+            f"{head}{snapshot.records_exported} of {snapshot.records_offered} compile log "
+            f"records delivered, {left_on_disk} left on disk in {spill_directory} "
+            f"(torch-otel replay {spill_directory} sends them), "
+            f"{snapshot.records_dropped} dropped{drops}"
+        )
     return line + (f"; last error: {last_error}" if last_error else "")
 
 
@@ -80,6 +101,8 @@ class BridgeStats:
         self.records_accepted = 0
         self.records_emitted = 0
         self.records_exported = 0
+        self.records_spilled = 0
+        self.spill_torn = 0
         self._dropped: Counter[str] = Counter()
 
     def count_accepted(self) -> None:
@@ -99,6 +122,14 @@ class BridgeStats:
         with self._lock:
             self.records_exported += count
 
+    def count_spilled(self, count: int) -> None:
+        with self._lock:
+            self.records_spilled += count
+
+    def count_spill_torn(self) -> None:
+        with self._lock:
+            self.spill_torn += 1
+
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
             return StatsSnapshot(
@@ -106,6 +137,8 @@ class BridgeStats:
                 records_emitted=self.records_emitted,
                 records_exported=self.records_exported,
                 dropped={reason: count for reason, count in self._dropped.items() if count},
+                records_spilled=self.records_spilled,
+                spill_torn=self.spill_torn,
             )
 
     def reset_after_fork(self) -> None:
@@ -114,4 +147,6 @@ class BridgeStats:
         self.records_accepted = 0
         self.records_emitted = 0
         self.records_exported = 0
+        self.records_spilled = 0
+        self.spill_torn = 0
         self._dropped = Counter()

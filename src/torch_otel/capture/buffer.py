@@ -70,6 +70,8 @@ class RecordBuffer(Generic[T]):
         self._lock = threading.Lock()
         self._wake_pending = False
         self._closed_reason: str | None = None
+        self.full_reason = names.DROP_QUEUE_FULL
+        """The drop reason when full (``spill_full`` while a spill directory is full too)."""
         self._on_wake: Callable[[], None] = _noop
 
     def set_waker(self, on_wake: Callable[[], None]) -> None:
@@ -94,7 +96,7 @@ class RecordBuffer(Generic[T]):
                 len(self._items) >= self.max_records
                 or self._bytes + self._in_flight_bytes + size > self.max_bytes - self._headroom
             ):
-                self._stats.count_drop(names.DROP_QUEUE_FULL)
+                self._stats.count_drop(self.full_reason)
                 return False
             self._items.append((item, size))
             self._bytes += size

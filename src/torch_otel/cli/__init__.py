@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from torch_otel.cli.options import add_bridge_options
+from torch_otel.cli.replay import add_replay_command
 from torch_otel.errors import ConfigError
 
 EXIT_BAD_INPUT = 2
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     to_tlparse.add_argument(
         "-o", "--output-dir", required=True, metavar="DIR", help="where to write the trace files"
     )
+    add_replay_command(commands)
     return parser
 
 
@@ -90,6 +92,10 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from torch_otel.cli.summary import summarize_files
 
         return summarize_files(args.files, sys.stdout, sys.stderr, top=args.top)
+    if args.command == "replay":
+        from torch_otel.cli.replay import replay_command
+
+        return replay_command(args)
     if args.command == "to-tlparse":
         from torch_otel.cli.to_tlparse import run_to_tlparse
 

@@ -37,6 +37,12 @@ def add_bridge_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also bridge torch's structured trace (TORCH_TRACE events, spans, metrics)",
     )
+    group.add_argument(
+        "--spill-dir",
+        metavar="DIR",
+        help="keep export requests on disk in DIR until the collector takes them "
+        "(outages, crashes, exit; torch-otel replay DIR sends what is left)",
+    )
 
 
 def bridge_options(args: argparse.Namespace) -> dict[str, object]:
@@ -50,6 +56,8 @@ def bridge_options(args: argparse.Namespace) -> dict[str, object]:
         options["console"] = False
     if args.trace:
         options["trace"] = True
+    if getattr(args, "spill_dir", None):
+        options["spill_dir"] = args.spill_dir
     return options
 
 

@@ -86,6 +86,8 @@ def run_environment(options: dict[str, object], environ: Mapping[str, str]) -> d
         child[env.TORCH_OTEL_CONSOLE] = "0"
     if options.get("trace"):
         child[env.TORCH_OTEL_TRACE] = "1"
+    if options.get("spill_dir"):
+        child[env.TORCH_OTEL_SPILL_DIR] = str(Path(str(options["spill_dir"])).resolve())
     child[env.TORCH_OTEL_BOOTSTRAP] = "1"
     existing = child.get("PYTHONPATH")
     child["PYTHONPATH"] = str(BOOTSTRAP_DIRECTORY) + (os.pathsep + existing if existing else "")

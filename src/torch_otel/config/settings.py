@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from torch_otel import environment_variables as env
@@ -25,10 +26,20 @@ from torch_otel.config.values import (
 )
 from torch_otel.errors import ConfigError
 
+
+def check_spill_directory(path: Any, setting: str) -> str:
+    """An absolute spill directory path; a path that is a file is a ConfigError."""
+    directory = Path(os.fspath(path)).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(setting, f"spill directory {str(directory)!r} is a file, not a directory")
+    return str(directory.resolve())
+
+
 DEFAULT_MAX_QUEUE_BYTES = 64 * MiB
 DEFAULT_MAX_BATCH_BYTES = 3 * MiB
 DEFAULT_MAX_BODY_BYTES = 1 * MiB
 DEFAULT_FLUSH_TIMEOUT_S = 5.0
+DEFAULT_SPILL_MAX_BYTES = 1 * GiB
 # A request must hold one full chunk plus its attributes and framing.
 BATCH_HEADROOM_BYTES = 64 * 1024
 
@@ -38,6 +49,7 @@ BOUNDS = {
     "max_batch_bytes": Bounds(65 * KiB, 256 * MiB, unit="bytes"),
     "max_body_bytes": Bounds(1 * KiB, 64 * MiB, unit="bytes"),
     "flush_timeout_s": Bounds(0.001, 3600, integer=False, unit="s"),
+    "spill_max_bytes": Bounds(1 * MiB, 16 * 1024 * GiB, unit="bytes"),
 }
 """The accepted range of each number setting (documented in docs/reference.md)."""
 
@@ -58,6 +70,8 @@ class BridgeSettings:
     flush_timeout_s: float = DEFAULT_FLUSH_TIMEOUT_S
     ranks: frozenset[int] | None = None
     artifact_ranks: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    spill_dir: str | None = None
+    spill_max_bytes: int = DEFAULT_SPILL_MAX_BYTES
     debug: bool = False
     artifact_ranks_source: str = field(default="artifact_ranks", compare=False)
     """Where ``artifact_ranks`` came from (argument or variable), for error messages."""
@@ -98,6 +112,8 @@ class BridgeSettings:
         max_batch_bytes = number("max_batch_bytes", env.TORCH_OTEL_MAX_BATCH_BYTES)
         max_body_bytes = number("max_body_bytes", env.TORCH_OTEL_MAX_BODY_BYTES)
         flush_timeout = number("flush_timeout_s", env.TORCH_OTEL_FLUSH_TIMEOUT)
+        spill_dir, spill_source = pick("spill_dir", env.TORCH_OTEL_SPILL_DIR)
+        spill_max_bytes = number("spill_max_bytes", env.TORCH_OTEL_SPILL_MAX_BYTES)
         settings = cls(
             exporter=os.fspath(exporter) if exporter is not None else None,
             output=os.fspath(output) if output is not None else None,
@@ -113,6 +129,8 @@ class BridgeSettings:
             artifact_ranks=artifact_ranks(*pick("artifact_ranks", env.TORCH_OTEL_ARTIFACT_RANKS))
             or {},
             artifact_ranks_source=pick("artifact_ranks", env.TORCH_OTEL_ARTIFACT_RANKS)[1],
+            spill_dir=check_spill_directory(spill_dir, spill_source) if spill_dir else None,
+            spill_max_bytes=spill_max_bytes or DEFAULT_SPILL_MAX_BYTES,
             debug=boolean(*pick("debug", env.TORCH_OTEL_DEBUG), default=False),
             exporter_from_user=exporter is not None,
         )

@@ -36,6 +36,7 @@ from torch_otel.capture.buffer import RecordBuffer
 from torch_otel.capture.records import CapturedRecord
 from torch_otel.export.outcome import ExportOutcome
 from torch_otel.export.sink import Representation, Sink
+from torch_otel.export.spill_queue import SpillQueue
 from torch_otel.stats import BridgeStats
 
 EXPORT_THREAD_NAME = "torch-otel-export"
@@ -63,6 +64,8 @@ class PipelineSettings:
     unknown_failure_attempts: int = 3
     pause_s: float = 0.2
     max_defer_s: float = 30.0
+    spill_interval_s: float = 1.0
+    """With a spill directory: the longest records wait in memory before reaching disk."""
 
 
 class ExportPipeline:
@@ -85,8 +88,10 @@ class ExportPipeline:
         settings: PipelineSettings,
         on_thread_start: Callable[[int], None] | None = None,
         observe: Callable[[list[CapturedRecord]], None] | None = None,
+        spill: SpillQueue | None = None,
     ) -> None:
         self._buffer = buffer
+        self.spill = spill
         self._observe = observe
         self._encode = encode
         self._make_sinks = make_sinks
@@ -107,6 +112,9 @@ class ExportPipeline:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self._buffer.set_waker(self._wake.set)
+        self._send_after = 0.0  # spill mode: back off until then after a failed send
+        self._retry_delay = self.settings.retry_initial_s
+        self._quiet_since = (time.monotonic(), -1)  # (when, records accepted then)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -130,7 +138,7 @@ class ExportPipeline:
             self._flush_requested = True
         self._wake.set()
         with self._idle:
-            while len(self._buffer) or self._busy or self._flush_requested:
+            while len(self._buffer) or self._busy or self._flush_requested or self._spill_pending():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -162,9 +170,11 @@ class ExportPipeline:
         ``after_shutdown``) and count whatever is still queued or in flight as
         ``shutdown``. Returns that count. Safe to call from a signal handler's path."""
         self._buffer.close(names.DROP_AFTER_SHUTDOWN)
+        on_disk = self._spill_leftovers() if self._spill_only() else 0
         with self._idle:
             self._stop = True
             leftover = self._buffer.clear() * max(1, len(self._sinks or ())) + self._in_flight
+            leftover = max(leftover - on_disk, 0)
             if leftover or self._busy:
                 self._abandon = True  # the thread's later counts would double these
             self._in_flight = 0
@@ -172,6 +182,10 @@ class ExportPipeline:
             self._stats.count_drop(names.DROP_SHUTDOWN, leftover)
         self._wake.set()
         return leftover
+
+    def _spill_only(self) -> bool:
+        """Every sink takes OTLP requests through the spill directory."""
+        return self.spill is not None and all(s.representation == "otlp" for s in self.sinks)
 
     def reinit_after_fork(self) -> None:
         """In a forked child: no thread, no parent's exporters, fresh locks; restart."""
@@ -183,16 +197,20 @@ class ExportPipeline:
     def _run(self) -> None:
         if self._on_thread_start is not None:
             self._on_thread_start(threading.get_ident())
+        spill_interval = self.settings.spill_interval_s if self.spill else float("inf")
         while True:
-            self._wake.wait(self.settings.schedule_delay_s)
+            self._wake.wait(min(self.settings.schedule_delay_s, spill_interval))
             self._wake.clear()
-            self._wait_for_a_pause()
+            if self.spill is None:
+                self._wait_for_a_pause()
             with self._idle:
                 if self._stop:
                     return
                 self._busy = True
             try:
                 self._drain()
+                if self.spill is not None:
+                    self._send_spilled()
             except Exception as error:  # never let the export thread die silently
                 self.last_error = f"{type(error).__name__}: {error}"
                 with self._idle:
@@ -201,7 +219,7 @@ class ExportPipeline:
             finally:
                 with self._idle:
                     self._busy = False
-                    if not len(self._buffer):
+                    if not len(self._buffer) and not self._spill_pending():
                         self._flush_requested = False
                     self._idle.notify_all()
 
@@ -235,8 +253,13 @@ class ExportPipeline:
                 del captured  # the encoded requests are all that is needed now
                 with self._idle:
                     self._in_flight = sum(len(r) for _, requests in plan for r in requests)
+                spilled: set[int] = set()
                 for sink, requests in plan:
                     for request in requests:
+                        if self._spilled(sink, request, spilled):
+                            with self._idle:
+                                self._in_flight = max(self._in_flight - len(request), 0)
+                            continue
                         self._deliver(sink, request)
                         with self._idle:
                             self._in_flight = max(self._in_flight - len(request), 0)
@@ -303,6 +326,77 @@ class ExportPipeline:
         self._count_unless_abandoned(
             dropped=len(request), reason=dropped_reason or names.DROP_SHUTDOWN
         )
+
+    # -- the spill directory ------------------------------------------------------------
+    def _spilled(self, sink: Sink, request: Any, spilled: set[int]) -> bool:
+        """Whether ``request`` for ``sink`` is (now) on disk, to be sent from there.
+
+        An OTLP request is written once for all OTLP sinks; when the disk bound is
+        reached it is delivered from memory, as without a spill directory.
+        """
+        if self.spill is None or sink.representation != "otlp":
+            return False
+        if id(request) in spilled:
+            return True
+        if self.spill.append(request):
+            spilled.add(id(request))
+            self._buffer.full_reason = names.DROP_QUEUE_FULL
+            return True
+        if self.spill.full:
+            self._buffer.full_reason = names.DROP_SPILL_FULL
+        return False
+
+    def _send_spilled(self) -> None:
+        """Send from disk, oldest first, when the pacing allows; back off on failure."""
+        assert self.spill is not None
+        if not self._may_send_now():
+            return
+        otlp = [sink for sink in self.sinks if sink.representation == "otlp"]
+        started = time.monotonic()
+
+        def keep_going() -> bool:
+            # New records reach disk at least every spill interval, sending or not.
+            overdue = time.monotonic() - started > self.settings.spill_interval_s
+            return not self._abandon and not (overdue and len(self._buffer))
+
+        outcome = self.spill.send(otlp, keep_going)
+        if outcome is ExportOutcome.SUCCESS:
+            self._retry_delay = self.settings.retry_initial_s
+            return
+        self.last_error = next((s.last_error for s in otlp if s.last_error), self.last_error)
+        self._send_after = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self.settings.retry_max_s)
+
+    def _may_send_now(self) -> bool:
+        """The pacing of sending from disk: after a pause in torch's logging, within limits."""
+        now = time.monotonic()
+        if now < self._send_after and not self._stop:
+            return False
+        if self._flush_requested or self._stop:
+            return True
+        accepted = self._stats.records_accepted
+        since, seen = self._quiet_since
+        if accepted != seen:
+            self._quiet_since = (now, accepted)
+            return now - since >= self.settings.max_defer_s
+        return now - since >= self.settings.pause_s
+
+    def _spill_pending(self) -> bool:
+        return self.spill is not None and self.spill.has_pending()
+
+    def _spill_leftovers(self) -> int:
+        """At shutdown: what is still in memory goes to disk (OTLP); returns records kept."""
+        if self.spill is None or self.spill.disabled is not None:
+            return 0
+        captured, charged = self._buffer.take(1 << 30, 1 << 62)
+        try:
+            kept = 0
+            for request in self._encode("otlp", captured) if captured else ():
+                if self.spill.append(request):
+                    kept += len(request)
+            return kept
+        finally:
+            self._buffer.release(charged)
 
     def _count_delivery(self, size: int, rejected: int, sink: Sink) -> None:
         """A delivered request; a partial success's rejected records are counted as lost."""
