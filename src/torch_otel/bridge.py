@@ -40,11 +40,10 @@ from torch_otel.config.profiles import BatchSettings, Profile, default_profile_n
 from torch_otel.config.resource import distributed_environment
 from torch_otel.config.settings import BridgeSettings
 from torch_otel.config.specs import OTLP_KINDS, warn_if_unencrypted
+from torch_otel.export.files import OutputFiles
 from torch_otel.export.pipeline import ExportPipeline, PipelineSettings
 from torch_otel.export.requests import RequestBuilder
 from torch_otel.export.sink import ExporterSink, ProviderSink, Sink
-from torch_otel.export.spill_queue import SpillQueue
-from torch_otel.export.transports import OutputFiles
 from torch_otel.lifecycle import ExitHooks
 from torch_otel.names import TORCH_DISTRIBUTED_RANK
 from torch_otel.stats import BridgeStats, StatsSnapshot, exit_line
@@ -215,7 +214,7 @@ class TorchOtelBridge:
             warn_if_unencrypted(spec)
         return None, profile
 
-    def _make_spill(self) -> SpillQueue | None:
+    def _make_spill(self) -> Any:
         """The spill directory's queue, for the OTLP exporters (None: memory only)."""
         if self.settings.spill_dir is None:
             return None
@@ -224,6 +223,8 @@ class TorchOtelBridge:
         ):
             _log.debug("torch-otel: spill directory ignored: no OTLP exporter in the profile")
             return None
+        from torch_otel.export.spill_queue import SpillQueue
+
         return SpillQueue(Path(self.settings.spill_dir), self.settings.spill_max_bytes, self.stats)
 
     def _make_buffer(self, max_records: int) -> RecordBuffer[CapturedRecord]:

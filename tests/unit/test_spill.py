@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from torch_otel.export.otlp_encoder import EncodedLogsRequest
 from torch_otel.export.outcome import DELIVERED, ExportOutcome, ExportResult
+from torch_otel.export.sink import EncodedLogsRequest
 from torch_otel.export.spill import FORMAT_VERSION, SEGMENT_MAGIC, claim_segment, segment_paths
 from torch_otel.export.spill_queue import SpillQueue
 from torch_otel.stats import BridgeStats

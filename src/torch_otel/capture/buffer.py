@@ -85,6 +85,14 @@ class RecordBuffer(Generic[T]):
             or self._bytes + self._in_flight_bytes >= self._wake_bytes
         )
 
+    def would_pass_high_water(self, added_records: int, added_bytes: int) -> bool:
+        """Whether growing twice more by this much would pass the high-water mark:
+        a burst the export thread should start on now rather than after a pause."""
+        return (
+            len(self._items) + 2 * added_records >= self._wake_records
+            or self._bytes + self._in_flight_bytes + 2 * added_bytes >= self._wake_bytes
+        )
+
     def offer(self, item: T, text_length: int) -> bool:
         """Queue ``item``; ``False`` (and a counted drop) when the buffer is full or closed."""
         size = text_length + RECORD_OVERHEAD_BYTES
@@ -165,6 +173,11 @@ class RecordBuffer(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def charged_bytes(self) -> int:
+        """Bytes charged now (queued records plus the batch taken for export)."""
+        return self._bytes + self._in_flight_bytes
 
     @property
     def queued_bytes(self) -> int:

@@ -40,8 +40,8 @@ def probe_endpoint(spec: ExporterSpec, timeout_s: float = 3.0) -> tuple[bool, st
     from dataclasses import replace
 
     from torch_otel.export.exporters import build_log_sink
-    from torch_otel.export.otlp_encoder import EncodedLogsRequest
-    from torch_otel.export.transports import OutputFiles
+    from torch_otel.export.files import OutputFiles
+    from torch_otel.export.sink import EncodedLogsRequest
 
     sink = build_log_sink(replace(spec, timeout_s=timeout_s), OutputFiles())
     started = time.monotonic()

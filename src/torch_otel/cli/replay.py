@@ -42,9 +42,9 @@ def add_replay_command(commands: argparse._SubParsersAction) -> None:  # type: i
 
 def replay_command(args: argparse.Namespace) -> int:
     from torch_otel.export.exporters import build_log_sink
+    from torch_otel.export.files import OutputFiles
     from torch_otel.export.outcome import ExportOutcome
     from torch_otel.export.spill_queue import SpillQueue
-    from torch_otel.export.transports import OutputFiles
     from torch_otel.stats import BridgeStats
 
     directory = Path(args.directory)

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from torch_otel import environment_variables as env
-from torch_otel.config.profile_file import load_validated, read_profile_data
 from torch_otel.config.specs import ExporterSpec, TlsFiles, spec_from_config
 from torch_otel.config.values import Bounds, bounded_number
 from torch_otel.errors import ConfigError
@@ -184,16 +183,19 @@ def load_profile(
     """
     path = resolve_profile_path(name_or_path)
     environ = profile_environment(name_or_path, output, environ)
-    data = read_profile_data(path, environ)  # also refuses FIFOs, huge and hostile files
-    fingerprint = profile_fingerprint(path, environ)
     cached = environ.get(env.TORCH_OTEL_RESOLVED_PROFILE) if use_cache else None
-    if cached:
+    if cached and path.is_file():
         try:
             parsed = json.loads(cached)
+            fingerprint = profile_fingerprint(path, environ)
             if parsed.get("fingerprint") == fingerprint and parsed.get("path") == str(path):
                 return Profile.from_cache(parsed)
-        except (ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError):
             pass  # stale or foreign: load the file properly below
+    from torch_otel.config.profile_file import load_validated, read_profile_data
+
+    data = read_profile_data(path, environ)  # also refuses FIFOs, huge and hostile files
+    fingerprint = profile_fingerprint(path, environ)
     from opentelemetry.configuration import ConfigurationError
 
     try:

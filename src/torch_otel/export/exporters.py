@@ -12,9 +12,10 @@ import importlib
 from typing import Any
 
 from torch_otel.config.specs import ExporterSpec
+from torch_otel.export.files import OutputFiles
 from torch_otel.export.outcome import ResponseProbe
 from torch_otel.export.sink import ExporterSink
-from torch_otel.export.transports import OutputFiles, grpc_arguments, http_arguments
+from torch_otel.export.transports import grpc_arguments, http_arguments
 from torch_otel.redaction import attach_redaction
 
 EXPORTER_LOGGERS = (

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -31,6 +30,7 @@ from torch_otel import names
 from torch_otel.capture.records import CapturedRecord
 from torch_otel.export.body import valid_utf8
 from torch_otel.export.mapping import RecordMapper, compile_id_attributes, severity_for
+from torch_otel.export.sink import EncodedLogsRequest
 
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 
@@ -128,17 +128,6 @@ def resource_message_bytes(resource: Any) -> bytes:
         kv = message.attributes.add()
         kv.MergeFromString(key_value_bytes(key, value))
     return message.SerializeToString()
-
-
-@dataclass(frozen=True)
-class EncodedLogsRequest:
-    """A serialized ``ExportLogsServiceRequest`` and how many log records it holds."""
-
-    payload: bytes
-    record_count: int
-
-    def __len__(self) -> int:  # exporters' metrics count "items" with len()
-        return self.record_count
 
 
 class OtlpLogEncoder:

@@ -17,8 +17,8 @@ import grpc
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from torch_otel.export.otlp_encoder import EncodedLogsRequest
 from torch_otel.export.outcome import ResponseProbe
+from torch_otel.export.sink import EncodedLogsRequest
 
 LOGS_EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 

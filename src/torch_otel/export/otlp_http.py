@@ -18,8 +18,8 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
-from torch_otel.export.otlp_encoder import EncodedLogsRequest
 from torch_otel.export.outcome import ResponseProbe
+from torch_otel.export.sink import EncodedLogsRequest
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf", "application/octet-stream")
 

@@ -29,15 +29,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch_otel import names
 from torch_otel.capture.buffer import RecordBuffer
 from torch_otel.capture.records import CapturedRecord
 from torch_otel.export.outcome import ExportOutcome
 from torch_otel.export.sink import Representation, Sink
-from torch_otel.export.spill_queue import SpillQueue
 from torch_otel.stats import BridgeStats
+
+if TYPE_CHECKING:
+    from torch_otel.export.spill_queue import SpillQueue
 
 EXPORT_THREAD_NAME = "torch-otel-export"
 
@@ -230,11 +232,14 @@ class ExportPipeline:
         deadline = time.monotonic() + self.settings.max_defer_s
         while not (self._flush_requested or self._stop or self._buffer.above_high_water()):
             # A full buffer stops accepting, but then it is past high water anyway.
-            before = self._stats.records_accepted
+            before, before_bytes = self._stats.records_accepted, self._buffer.charged_bytes
             if self._wake.wait(self.settings.pause_s):
                 self._wake.clear()
-            if self._stats.records_accepted == before or time.monotonic() >= deadline:
+            added = self._stats.records_accepted - before
+            if not added or time.monotonic() >= deadline:
                 return
+            if self._buffer.would_pass_high_water(added, self._buffer.charged_bytes - before_bytes):
+                return  # a burst: waiting for its end would let it overflow the buffer
 
     def _drain(self) -> None:
         settings = self.settings

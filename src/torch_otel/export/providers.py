@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from torch_otel.config.specs import ExporterSpec
 from torch_otel.export.exporters import build_signal_exporter
-from torch_otel.export.transports import OutputFiles
+from torch_otel.export.files import OutputFiles
 
 
 def application_tracer_provider() -> Any:

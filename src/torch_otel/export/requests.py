@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch_otel.capture.records import CapturedRecord
-from torch_otel.export.mapping import RecordMapper
-from torch_otel.export.otlp_encoder import OtlpLogEncoder
 from torch_otel.export.sink import Representation
+
+if TYPE_CHECKING:  # imported on first use: they load the OTel SDK and protobuf
+    from torch_otel.export.mapping import RecordMapper
+    from torch_otel.export.otlp_encoder import OtlpLogEncoder
 
 RECORD_WIRE_OVERHEAD = 512
 """Estimated protobuf bytes per record besides the body (attributes, scope, framing)."""
@@ -52,6 +54,8 @@ class RequestBuilder:
     @property
     def encoder(self) -> OtlpLogEncoder:
         if self._encoder is None:
+            from torch_otel.export.otlp_encoder import OtlpLogEncoder
+
             self._encoder = OtlpLogEncoder(self.mapper, max_request_bytes=self.max_batch_bytes)
         return self._encoder
 

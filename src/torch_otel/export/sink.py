@@ -16,12 +16,24 @@ retry, drop and count, or move on.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from torch_otel.export.outcome import DELIVERED, ExportOutcome, ExportResult, ResponseProbe
 from torch_otel.redaction import Redactor
 
 Representation = Literal["otlp", "sdk"]
+
+
+@dataclass(frozen=True)
+class EncodedLogsRequest:
+    """A serialized ``ExportLogsServiceRequest`` and how many log records it holds."""
+
+    payload: bytes
+    record_count: int
+
+    def __len__(self) -> int:  # exporters' metrics count "items" with len()
+        return self.record_count
 
 
 class Sink(Protocol):

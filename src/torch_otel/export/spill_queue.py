@@ -16,9 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from torch_otel import names
-from torch_otel.export.otlp_encoder import EncodedLogsRequest
 from torch_otel.export.outcome import ExportOutcome
-from torch_otel.export.sink import Sink
+from torch_otel.export.sink import EncodedLogsRequest, Sink
 from torch_otel.export.spill import (
     SEGMENT_MAX_BYTES,
     Frame,
