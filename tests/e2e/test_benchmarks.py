@@ -37,3 +37,18 @@ def test_benchmark_prints_one_line_per_goal() -> None:
     assert "emitting-thread CPU per record" in result.stdout
     assert "whole-process CPU per exported record" in result.stdout
     assert "peak RSS growth" in result.stdout
+
+
+def test_lossless_benchmark_prints_its_goals() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "lossless.py"), "--quick", "--goals", "7,8"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    goals = re.findall(r"^(goal-\d+): ratio=(-?\d+\.\d+) target<=", result.stdout, re.MULTILINE)
+    assert {goal for goal, _ in goals} == {"goal-7", "goal-8"}, result.stdout
+    assert "burst of 2000 guards records" in result.stdout
+    assert "emitting-thread CPU per 2 KB guards record" in result.stdout
