@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -102,6 +103,10 @@ class TorchOtelBridge:
         )
         self._telemetry: Any = None
         self._providers: Any = None
+        self._providers_lock = threading.Lock()
+        self.health: Any = None
+        """Compile health (``trace/health.py``), once started with a meter provider."""
+        self._compile_hooks: Any = None
         self.trace_handler: Any = None
         if settings.trace:
             from torch_otel.trace.handler import TraceHandler
@@ -150,6 +155,7 @@ class TorchOtelBridge:
         self.sync.start()
         self._hooks.install()
         self._started = True
+        self._start_compile_health(rank)
         return self
 
     def stop(self, timeout_s: float | None = None) -> StatsSnapshot:
@@ -159,6 +165,7 @@ class TorchOtelBridge:
             self._hooks.uninstall()
             self.sync.stop()
             deadline = time.monotonic() + self._deadline(timeout_s)
+            self._stop_compile_health()
             self.pipeline.shutdown(self._deadline(timeout_s))
             self._close_telemetry(max(deadline - time.monotonic(), 0.5))
         if self.settings.debug:
@@ -167,6 +174,8 @@ class TorchOtelBridge:
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Export everything queued so far; ``False`` if the deadline passed first."""
+        if self.health is not None:
+            self.health.process_pending()
         return self.pipeline.flush(self._deadline(timeout_s))
 
     def counters(self) -> StatsSnapshot:
@@ -237,21 +246,73 @@ class TorchOtelBridge:
         sinks.extend(ExporterSink(exporter) for exporter in self._extra_exporters)
         return sinks
 
+    def _get_providers(self) -> Any:
+        """The tracer and meter providers (the profile's, else the application's)."""
+        with self._providers_lock:
+            if self._providers is None:
+                from torch_otel.config.resource import build_resource
+                from torch_otel.export.providers import SignalProviders
+
+                resource = build_resource(
+                    service_name=self.settings.service_name,
+                    profile_attributes=self.profile.resource_attributes if self.profile else None,
+                )
+                self._providers = SignalProviders(self.profile, resource, self.files)
+            return self._providers
+
     def _get_telemetry(self) -> Any:
         if self._telemetry is None:
             from torch_otel import __version__
-            from torch_otel.export.providers import SignalProviders
             from torch_otel.names import INSTRUMENTATION_NAME
             from torch_otel.trace.telemetry import CompileTelemetry
 
-            mapper = self.requests.mapper
-            self._providers = SignalProviders(self.profile, mapper.resource, self.files)
+            providers = self._get_providers()
             self._telemetry = CompileTelemetry(
-                self._providers.tracer(INSTRUMENTATION_NAME, __version__),
-                self._providers.meter(INSTRUMENTATION_NAME, __version__),
+                providers.tracer(INSTRUMENTATION_NAME, __version__),
+                providers.meter(INSTRUMENTATION_NAME, __version__),
+                compile_metrics=self.health is None,  # else compile health owns them
             )
-            mapper.span_lookup = self._telemetry.span_context_for
+            self.requests.mapper.span_lookup = self._telemetry.span_context_for
         return self._telemetry
+
+    # -- compile health ----------------------------------------------------------------
+    def _start_compile_health(self, rank: int | None) -> None:
+        """Compile metrics and slow-compile events, when there is a meter provider."""
+        if not self.settings.compile_metrics or not self._has_meter_provider():
+            return
+        from torch_otel.capture._torch_compile import CompileHooks
+        from torch_otel.trace.health import CompileHealth
+
+        self.health = CompileHealth(
+            meter=self._health_meter,
+            emit_record=self._offer_event_record,
+            slow_compile_s=self.settings.slow_compile_s,
+            fallback_rank=rank,
+        )
+        self._compile_hooks = CompileHooks(self.health.offer)
+        self._compile_hooks.install()
+        self.health.start()
+
+    def _has_meter_provider(self) -> bool:
+        if self.profile is not None:
+            return bool(self.profile.metric_exporters)
+        return _application_meter_provider() is not None
+
+    def _health_meter(self) -> Any:
+        from torch_otel import __version__
+        from torch_otel.names import INSTRUMENTATION_NAME
+
+        return self._get_providers().meter(INSTRUMENTATION_NAME, __version__)
+
+    def _offer_event_record(self, record: CapturedRecord, size: int) -> bool:
+        return self._started and self.buffer.offer(record, size)
+
+    def _stop_compile_health(self) -> None:
+        """Unhook from torch, record what is queued (slow-compile ends included)."""
+        if self._compile_hooks is not None:
+            self._compile_hooks.uninstall()
+        if self.health is not None:
+            self.health.stop()
 
     def _observe(self, captured: list[CapturedRecord]) -> None:
         """Compile spans and metrics (``--trace``), advanced batch by batch."""
@@ -287,6 +348,8 @@ class TorchOtelBridge:
 
     def _prepare_export(self) -> None:
         """Import and build everything exporting needs (see ExitHooks); idempotent."""
+        if self.health is not None:
+            self.health.prepare()  # compiles without any log record still have metrics
         if not (len(self.buffer) or self.stats.records_accepted):
             return  # nothing was ever logged: nothing to get ready for
         self.pipeline.sinks  # noqa: B018 - builds the exporters
@@ -303,8 +366,11 @@ class TorchOtelBridge:
         self.requests.reset()  # new process: new pid in the resource
         self._telemetry = None  # the parent's open spans are the parent's
         self._providers = None
+        self._providers_lock = threading.Lock()
         self.handler.ignored_thread_ids = frozenset()
         self.pipeline.reinit_after_fork()
+        if self.health is not None:
+            self.health.reinit_after_fork()
 
 
 def _application_logger_provider() -> Any:
@@ -318,3 +384,13 @@ def _application_logger_provider() -> Any:
     provider = logs_api.get_logger_provider()
     module = type(provider).__module__
     return provider if module.startswith("opentelemetry.sdk._logs") else None
+
+
+def _application_meter_provider() -> Any:
+    """The global MeterProvider when the application set an SDK one (no import otherwise)."""
+    metrics_api = sys.modules.get("opentelemetry.metrics")
+    if metrics_api is None:
+        return None
+    provider = metrics_api.get_meter_provider()
+    module = type(provider).__module__
+    return provider if module.startswith("opentelemetry.sdk.metrics") else None

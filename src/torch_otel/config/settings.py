@@ -29,6 +29,7 @@ DEFAULT_MAX_QUEUE_BYTES = 64 * MiB
 DEFAULT_MAX_BATCH_BYTES = 3 * MiB
 DEFAULT_MAX_BODY_BYTES = 1 * MiB
 DEFAULT_FLUSH_TIMEOUT_S = 5.0
+DEFAULT_SLOW_COMPILE_S = 300.0
 # A request must hold one full chunk plus its attributes and framing.
 BATCH_HEADROOM_BYTES = 64 * 1024
 
@@ -38,6 +39,7 @@ BOUNDS = {
     "max_batch_bytes": Bounds(65 * KiB, 256 * MiB, unit="bytes"),
     "max_body_bytes": Bounds(1 * KiB, 64 * MiB, unit="bytes"),
     "flush_timeout_s": Bounds(0.001, 3600, integer=False, unit="s"),
+    "slow_compile_s": Bounds(0.01, 7 * 24 * 3600, integer=False, unit="s"),
 }
 """The accepted range of each number setting (documented in docs/reference.md)."""
 
@@ -59,6 +61,8 @@ class BridgeSettings:
     ranks: frozenset[int] | None = None
     artifact_ranks: Mapping[str, frozenset[int]] = field(default_factory=dict)
     debug: bool = False
+    compile_metrics: bool = True
+    slow_compile_s: float = DEFAULT_SLOW_COMPILE_S
     exporter_from_user: bool = False
     """True when the profile was chosen explicitly (argument or variable), which
     makes the bridge build its own pipeline even if the application already set a
@@ -96,6 +100,7 @@ class BridgeSettings:
         max_batch_bytes = number("max_batch_bytes", env.TORCH_OTEL_MAX_BATCH_BYTES)
         max_body_bytes = number("max_body_bytes", env.TORCH_OTEL_MAX_BODY_BYTES)
         flush_timeout = number("flush_timeout_s", env.TORCH_OTEL_FLUSH_TIMEOUT)
+        slow_compile = number("slow_compile_s", env.TORCH_OTEL_SLOW_COMPILE_S)
         settings = cls(
             exporter=os.fspath(exporter) if exporter is not None else None,
             output=os.fspath(output) if output is not None else None,
@@ -111,6 +116,10 @@ class BridgeSettings:
             artifact_ranks=artifact_ranks(*pick("artifact_ranks", env.TORCH_OTEL_ARTIFACT_RANKS))
             or {},
             debug=boolean(*pick("debug", env.TORCH_OTEL_DEBUG), default=False),
+            compile_metrics=boolean(
+                *pick("compile_metrics", env.TORCH_OTEL_COMPILE_METRICS), default=True
+            ),
+            slow_compile_s=slow_compile if slow_compile is not None else DEFAULT_SLOW_COMPILE_S,
             exporter_from_user=exporter is not None,
         )
         body_source = pick("max_body_bytes", env.TORCH_OTEL_MAX_BODY_BYTES)[1]
