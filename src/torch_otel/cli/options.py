@@ -37,6 +37,11 @@ def add_bridge_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also bridge torch's structured trace (TORCH_TRACE events, spans, metrics)",
     )
+    group.add_argument(
+        "--no-compile-metrics",
+        action="store_true",
+        help="no compile-health metrics or slow-compile events (TORCH_OTEL_COMPILE_METRICS=0)",
+    )
 
 
 def bridge_options(args: argparse.Namespace) -> dict[str, object]:
@@ -50,6 +55,8 @@ def bridge_options(args: argparse.Namespace) -> dict[str, object]:
         options["console"] = False
     if args.trace:
         options["trace"] = True
+    if getattr(args, "no_compile_metrics", False):
+        options["compile_metrics"] = False
     return options
 
 

@@ -61,6 +61,8 @@ def run_environment(options: dict[str, object], environ: Mapping[str, str]) -> d
         child[env.TORCH_OTEL_CONSOLE] = "0"
     if options.get("trace"):
         child[env.TORCH_OTEL_TRACE] = "1"
+    if options.get("compile_metrics") is False:
+        child[env.TORCH_OTEL_COMPILE_METRICS] = "0"
     child[env.TORCH_OTEL_BOOTSTRAP] = "1"
     existing = child.get("PYTHONPATH")
     child["PYTHONPATH"] = str(BOOTSTRAP_DIRECTORY) + (os.pathsep + existing if existing else "")
