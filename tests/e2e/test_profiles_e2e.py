@@ -157,13 +157,22 @@ def test_demo_exports_to_the_console_and_summarizes() -> None:
     for artifact in ("guards", "recompiles", "graph_breaks", "output_code"):
         assert rows.get(("dynamo" if artifact != "output_code" else "inductor", artifact), 0) > 0
     console = run.stdout[: run.stdout.index("torch-otel demo: records exported")]
-    decoder, position, records = json.JSONDecoder(), 0, 0
+    decoder, position, records, metric_names = json.JSONDecoder(), 0, 0, set()
     while console[position:].strip():
         while console[position].isspace():
             position += 1
         record, position = decoder.raw_decode(console, position)
+        if "resource_metrics" in record:  # compile health, from the profile's meter_provider
+            metric_names |= {
+                metric["name"]
+                for resource in record["resource_metrics"]
+                for scope in resource["scope_metrics"]
+                for metric in scope["metrics"]
+            }
+            continue
         records += 1
         assert record["attributes"]["torch.component"]
+    assert {"torch.compile.compiles", "torch.compile.recompiles"} <= metric_names
     total = int(next(line for line in report.splitlines() if line.startswith("total")).split()[-1])
     assert records == total
     assert "dropped none" in report

@@ -317,3 +317,35 @@ def test_bounded_values_keeps_values_it_already_passed() -> None:
     passed = [bounded(v) for v in ("a", "b", "c", "a", "b", "d")]
     assert passed == ["a", "b", "other", "a", "b", "other"]
     assert bounded.overflowed == 2 and len(bounded) == 2
+
+
+def test_settings_from_arguments_and_environment() -> None:
+    from torch_otel.config.settings import BridgeSettings
+    from torch_otel.errors import ConfigError
+
+    default = BridgeSettings.resolve({}, {})
+    assert (default.compile_metrics, default.slow_compile_s) == (True, 300.0)
+    off = BridgeSettings.resolve(
+        {}, {"TORCH_OTEL_COMPILE_METRICS": "0", "TORCH_OTEL_SLOW_COMPILE_S": "0.5"}
+    )
+    assert (off.compile_metrics, off.slow_compile_s) == (False, 0.5)
+    given = BridgeSettings.resolve(
+        {"compile_metrics": True, "slow_compile_s": 60}, {"TORCH_OTEL_COMPILE_METRICS": "0"}
+    )
+    assert (given.compile_metrics, given.slow_compile_s) == (True, 60.0)
+    for value in ("0", "-1", "nan", "soon", "1e9"):
+        with pytest.raises(ConfigError, match="TORCH_OTEL_SLOW_COMPILE_S"):
+            BridgeSettings.resolve({}, {"TORCH_OTEL_SLOW_COMPILE_S": value})
+    with pytest.raises(ConfigError, match="TORCH_OTEL_COMPILE_METRICS"):
+        BridgeSettings.resolve({}, {"TORCH_OTEL_COMPILE_METRICS": "maybe"})
+
+
+def test_run_passes_no_compile_metrics_to_the_job() -> None:
+    from torch_otel.cli import build_parser
+    from torch_otel.cli.options import bridge_options
+    from torch_otel.cli.run import run_environment
+
+    args = build_parser().parse_args(["run", "--no-compile-metrics", "--", "python", "x.py"])
+    assert run_environment(bridge_options(args), {})["TORCH_OTEL_COMPILE_METRICS"] == "0"
+    args = build_parser().parse_args(["run", "--", "python", "x.py"])
+    assert "TORCH_OTEL_COMPILE_METRICS" not in run_environment(bridge_options(args), {})
