@@ -37,3 +37,24 @@ def test_benchmark_prints_one_line_per_goal() -> None:
     assert "emitting-thread CPU per record" in result.stdout
     assert "whole-process CPU per exported record" in result.stdout
     assert "peak RSS growth" in result.stdout
+
+
+def test_compile_health_benchmark_prints_its_goals() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "compile_health.py"),
+            "--rounds",
+            "1",
+            "--recompiles",
+            "2",
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    goals = re.findall(r"^(goal-H\d): ratio=(\d+\.\d+) target<=", result.stdout, re.MULTILINE)
+    assert {goal for goal, _ in goals} == {"goal-H1", "goal-H2"}, result.stdout
+    assert "compile-thread time in torch-otel's hooks per compile" in result.stdout
