@@ -305,7 +305,8 @@ class TorchOtelBridge:
         return self._get_providers().meter(INSTRUMENTATION_NAME, __version__)
 
     def _offer_event_record(self, record: CapturedRecord, size: int) -> bool:
-        return self._started and self.buffer.offer(record, size)
+        # Also while stopping: the health thread stops before the pipeline's last flush.
+        return self.buffer.offer(record, size)
 
     def _stop_compile_health(self) -> None:
         """Unhook from torch, record what is queued (slow-compile ends included)."""

@@ -47,6 +47,13 @@ def test_console_profile_prints_parseable_json(tmp_path: Path) -> None:
             break
         record, position = decoder.raw_decode(text, position)
         records.append(record)
+    # Compile-health metrics come through the profile's meter_provider, also as JSON.
+    metrics = [r for r in records if "resource_metrics" in r]
+    records = [r for r in records if "resource_metrics" not in r]
+    assert metrics and all(
+        r["resource"]["attributes"]["service.name"] == "torch-job"
+        for r in [m["resource_metrics"][0] for m in metrics]
+    )
     artifacts = Counter(r["attributes"].get("torch.artifact") for r in records)
     assert artifacts["guards"] > 0 and artifacts["output_code"] > 0
     printed = [line for line in parse_torch_stderr(run.stderr) if line.artifact == "guards"]

@@ -349,3 +349,35 @@ def test_run_passes_no_compile_metrics_to_the_job() -> None:
     assert run_environment(bridge_options(args), {})["TORCH_OTEL_COMPILE_METRICS"] == "0"
     args = build_parser().parse_args(["run", "--", "python", "x.py"])
     assert "TORCH_OTEL_COMPILE_METRICS" not in run_environment(bridge_options(args), {})
+
+
+def test_hooks_wait_for_the_import_and_two_bridges_both_get_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch._dynamo costs a second to import: the hooks attach right after someone else
+    imports it (here a stand-in package), never by importing it themselves."""
+    import importlib
+    import sys
+
+    from torch_otel.capture._torch_compile import _ImportWatcher
+
+    package = tmp_path / "standin_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "dynamo.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ran: list[str] = []
+    watchers = [_ImportWatcher("standin_pkg.dynamo", lambda n=n: ran.append(n)) for n in "ab"]
+    for watcher in watchers:
+        sys.meta_path.insert(0, watcher)
+    try:
+        assert ran == []
+        module = importlib.import_module("standin_pkg.dynamo")
+        assert module.LOADED and sorted(ran) == ["a", "b"]
+        assert not any(w in sys.meta_path for w in watchers)
+    finally:
+        for watcher in watchers:
+            if watcher in sys.meta_path:
+                sys.meta_path.remove(watcher)
+        sys.modules.pop("standin_pkg.dynamo", None)
+        sys.modules.pop("standin_pkg", None)

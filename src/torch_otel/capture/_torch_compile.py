@@ -127,8 +127,12 @@ class CompileHooks:
             self._attach_metrics()
             self._attach_graph_breaks()
             self._attached = True
-        except Exception:  # pragma: no cover - an unknown torch: degrade, never fail
-            pass
+        except Exception as error:  # pragma: no cover - an unknown torch: degrade, never fail
+            import logging
+
+            logging.getLogger("torch_otel").debug(
+                "torch-otel: compile health could not hook into torch: %r", error
+            )
 
     def _attach_callbacks(self) -> None:
         from torch._dynamo.callback import callback_handler
@@ -354,7 +358,14 @@ class _ImportWatcher:
             return None
         if self in sys.meta_path:
             sys.meta_path.remove(self)  # one shot; also avoids recursion below
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        spec = None
+        for finder in list(sys.meta_path):  # the others (another bridge's watcher too)
+            find_spec = getattr(finder, "find_spec", None)
+            spec = find_spec(fullname, path, target) if find_spec is not None else None
+            if spec is not None:
+                break
+        else:
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
         original_exec = spec.loader.exec_module
