@@ -70,10 +70,10 @@ def test_file_profile_writes_otlp_json_lines(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     lines = output.read_text().splitlines()
     assert lines
-    for line in lines:
-        assert set(json.loads(line)) == {"resourceLogs"}  # one export request per line
+    for line in lines:  # one export request per line: logs, and compile-health metrics
+        assert set(json.loads(line)) in ({"resourceLogs"}, {"resourceMetrics"})
     signals = {signal for signal, _ in iter_requests(output)}
-    assert signals == {"logs"}
+    assert signals == {"logs", "metrics"}
     assert {r.attributes.get("torch.artifact") for r in run.records} >= {"guards", "output_code"}
 
 
