@@ -314,6 +314,12 @@ class TorchOtelBridge:
             self._compile_hooks.uninstall()
         if self.health is not None:
             self.health.stop()
+            if self.health.last_error or self.health.events_dropped:
+                _log.debug(
+                    "torch-otel: compile health: %s events dropped, last error %s",
+                    self.health.events_dropped,
+                    self.health.last_error,
+                )
 
     def _observe(self, captured: list[CapturedRecord]) -> None:
         """Compile spans and metrics (``--trace``), advanced batch by batch."""

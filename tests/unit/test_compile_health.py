@@ -381,3 +381,15 @@ def test_hooks_wait_for_the_import_and_two_bridges_both_get_it(
                 sys.meta_path.remove(watcher)
         sys.modules.pop("standin_pkg.dynamo", None)
         sys.modules.pop("standin_pkg", None)
+
+
+def test_a_stalled_health_thread_costs_a_bounded_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch_otel.trace import health as health_module
+
+    monkeypatch.setattr(health_module, "MAX_QUEUED_EVENTS", 2)
+    harness = Harness()
+    for index in range(5):
+        harness.health.offer(started(f"{index}/0"))
+    assert harness.health.events_dropped == 3
+    harness.health.process_pending()
+    assert harness.health.in_flight == 2

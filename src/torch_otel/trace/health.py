@@ -48,6 +48,9 @@ EVENT_RECORD_BYTES = 512
 """Charged per slow-compile record in the buffer on top of its body."""
 MAX_INTERVAL_S = 5.0
 MIN_INTERVAL_S = 0.01
+MAX_QUEUED_EVENTS = 100_000
+"""Events held for the health thread (about four per compile); beyond, new ones are
+dropped and counted (``events_dropped``), never waited for."""
 
 EmitRecord = Callable[[CapturedRecord, int], Any]
 
@@ -89,6 +92,7 @@ class CompileHealth:
         self._events: deque[CompileEvent] = deque()
         self._locations: dict[str, CodeLocation] = {}
         self.slow_events = 0
+        self.events_dropped = 0
         self.last_error: str | None = None
         self._init_state()
 
@@ -111,8 +115,11 @@ class CompileHealth:
 
     # -- compile thread ----------------------------------------------------------------
     def offer(self, event: CompileEvent) -> None:
-        """Queue one event (a deque append: never waits)."""
-        self._events.append(event)
+        """Queue one event (a deque append: never waits; counted and dropped when full)."""
+        if len(self._events) < MAX_QUEUED_EVENTS:
+            self._events.append(event)
+        else:
+            self.events_dropped += 1
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
