@@ -14,11 +14,11 @@ default bridge. Read it top to bottom to follow one record: torch logger ->
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +26,11 @@ from typing import Any
 
 from torch_otel import debug_output
 from torch_otel import environment_variables as env
-from torch_otel.capture import _torch
+from torch_otel.application import (
+    application_logger_provider,
+    application_meter_provider,
+    torch_is_usable,
+)
 from torch_otel.capture.buffer import RecordBuffer
 from torch_otel.capture.components import ComponentResolver
 from torch_otel.capture.handler import BridgeHandler, parse_trace_id_filter
@@ -111,6 +115,10 @@ class TorchOtelBridge:
         )
         self._telemetry: Any = None
         self._providers: Any = None
+        self._providers_lock = threading.Lock()
+        self.health: Any = None
+        """Compile health (``trace/health.py``), once started with a meter provider."""
+        self._compile_hooks: Any = None
         self.trace_handler: Any = None
         if settings.trace:
             from torch_otel.trace.handler import TraceHandler
@@ -143,7 +151,7 @@ class TorchOtelBridge:
         """Attach to torch's loggers and start exporting (idempotent)."""
         if self._started:
             return self
-        if not _torch_is_usable():
+        if not torch_is_usable():
             return self
         validate_torch_logs(self.environ.get(env.TORCH_LOGS))
         validate_artifact_names(self.settings.artifact_ranks, self.settings.artifact_ranks_source)
@@ -165,6 +173,7 @@ class TorchOtelBridge:
         self.sync.start()
         self._hooks.install()
         self._started = True
+        self._start_compile_health(rank)
         return self
 
     def stop(self, timeout_s: float | None = None) -> StatsSnapshot:
@@ -174,6 +183,7 @@ class TorchOtelBridge:
             self._hooks.uninstall()
             self.sync.stop()
             deadline = time.monotonic() + self._deadline(timeout_s)
+            self._stop_compile_health()
             self.pipeline.shutdown(self._deadline(timeout_s))
             self._close_telemetry(max(deadline - time.monotonic(), 0.5))
         if self.settings.debug:
@@ -182,6 +192,8 @@ class TorchOtelBridge:
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Export everything queued so far; ``False`` if the deadline passed first."""
+        if self.health is not None:
+            self.health.process_pending()
         return self.pipeline.flush(self._deadline(timeout_s))
 
     def counters(self) -> StatsSnapshot:
@@ -200,7 +212,7 @@ class TorchOtelBridge:
     def _choose_destination(self, logger_provider: Any) -> tuple[Any, Profile | None]:
         """The application's provider unless a profile was chosen explicitly."""
         if logger_provider is None and not self.settings.exporter_from_user:
-            logger_provider = _application_logger_provider()
+            logger_provider = application_logger_provider()
         if logger_provider is not None:
             _log.debug("torch-otel: using the application's LoggerProvider %r", logger_provider)
             return logger_provider, None
@@ -267,21 +279,80 @@ class TorchOtelBridge:
         sinks.extend(ExporterSink(exporter) for exporter in self._extra_exporters)
         return sinks
 
+    def _get_providers(self) -> Any:
+        """The tracer and meter providers (the profile's, else the application's)."""
+        with self._providers_lock:
+            if self._providers is None:
+                from torch_otel.config.resource import build_resource
+                from torch_otel.export.providers import SignalProviders
+
+                resource = build_resource(
+                    service_name=self.settings.service_name,
+                    profile_attributes=self.profile.resource_attributes if self.profile else None,
+                )
+                self._providers = SignalProviders(self.profile, resource, self.files)
+            return self._providers
+
     def _get_telemetry(self) -> Any:
         if self._telemetry is None:
             from torch_otel import __version__
-            from torch_otel.export.providers import SignalProviders
             from torch_otel.names import INSTRUMENTATION_NAME
             from torch_otel.trace.telemetry import CompileTelemetry
 
-            mapper = self.requests.mapper
-            self._providers = SignalProviders(self.profile, mapper.resource, self.files)
+            providers = self._get_providers()
             self._telemetry = CompileTelemetry(
-                self._providers.tracer(INSTRUMENTATION_NAME, __version__),
-                self._providers.meter(INSTRUMENTATION_NAME, __version__),
+                providers.tracer(INSTRUMENTATION_NAME, __version__),
+                providers.meter(INSTRUMENTATION_NAME, __version__),
+                compile_metrics=self.health is None,  # else compile health owns them
             )
-            mapper.span_lookup = self._telemetry.span_context_for
+            self.requests.mapper.span_lookup = self._telemetry.span_context_for
         return self._telemetry
+
+    # -- compile health ----------------------------------------------------------------
+    def _start_compile_health(self, rank: int | None) -> None:
+        """Compile metrics and slow-compile events, when there is a meter provider."""
+        if not self.settings.compile_metrics or not self._has_meter_provider():
+            return
+        from torch_otel.capture._torch_compile import CompileHooks
+        from torch_otel.trace.health import CompileHealth
+
+        self.health = CompileHealth(
+            meter=self._health_meter,
+            emit_record=self._offer_event_record,
+            slow_compile_s=self.settings.slow_compile_s,
+            fallback_rank=rank,
+        )
+        self._compile_hooks = CompileHooks(self.health.offer)
+        self._compile_hooks.install()
+        self.health.start()
+
+    def _has_meter_provider(self) -> bool:
+        if self.profile is not None:
+            return bool(self.profile.metric_exporters)
+        return application_meter_provider() is not None
+
+    def _health_meter(self) -> Any:
+        from torch_otel import __version__
+        from torch_otel.names import INSTRUMENTATION_NAME
+
+        return self._get_providers().meter(INSTRUMENTATION_NAME, __version__)
+
+    def _offer_event_record(self, record: CapturedRecord, size: int) -> bool:
+        # Also while stopping: the health thread stops before the pipeline's last flush.
+        return self.buffer.offer(record, size)
+
+    def _stop_compile_health(self) -> None:
+        """Unhook from torch, record what is queued (slow-compile ends included)."""
+        if self._compile_hooks is not None:
+            self._compile_hooks.uninstall()
+        if self.health is not None:
+            self.health.stop()
+            if self.health.last_error or self.health.events_dropped:
+                _log.debug(
+                    "torch-otel: compile health: %s events dropped, last error %s",
+                    self.health.events_dropped,
+                    self.health.last_error,
+                )
 
     def _observe(self, captured: list[CapturedRecord]) -> None:
         """Compile spans and metrics (``--trace``), advanced batch by batch."""
@@ -310,6 +381,7 @@ class TorchOtelBridge:
             self._started = False
             self._hooks.uninstall()
             deadline = time.monotonic() + self.settings.flush_timeout_s
+            self._stop_compile_health()
             self.pipeline.shutdown(self.settings.flush_timeout_s)
             self._close_telemetry(max(deadline - time.monotonic(), 0.5))
         self._report()
@@ -336,6 +408,8 @@ class TorchOtelBridge:
 
     def _prepare_export(self) -> None:
         """Import and build everything exporting needs (see ExitHooks); idempotent."""
+        if self.health is not None:
+            self.health.prepare()  # compiles without any log record still have metrics
         if not (len(self.buffer) or self.stats.records_accepted):
             return  # nothing was ever logged: nothing to get ready for
         self.pipeline.sinks  # noqa: B018 - builds the exporters
@@ -354,28 +428,8 @@ class TorchOtelBridge:
             self.pipeline.spill.reset_after_fork()
         self._telemetry = None  # the parent's open spans are the parent's
         self._providers = None
+        self._providers_lock = threading.Lock()
         self.handler.ignored_thread_ids = frozenset()
         self.pipeline.reinit_after_fork()
-
-
-@functools.cache
-def _torch_is_usable() -> bool:
-    """Say once per process what this torch lacks; False if nothing can be bridged."""
-    support = _torch.support()
-    warning = support.warning()
-    if warning is not None:
-        _log.warning("%s", warning)
-    return support.can_bridge
-
-
-def _application_logger_provider() -> Any:
-    """The global LoggerProvider when the application set an SDK one itself."""
-    # An application that set a provider has imported the logs API; one that has
-    # not cannot have set one. So the common case costs no OTel import here,
-    # and the SDK class is recognised by its module, not by importing it.
-    logs_api = sys.modules.get("opentelemetry._logs")
-    if logs_api is None:
-        return None
-    provider = logs_api.get_logger_provider()
-    module = type(provider).__module__
-    return provider if module.startswith("opentelemetry.sdk._logs") else None
+        if self.health is not None:
+            self.health.reinit_after_fork()

@@ -57,6 +57,13 @@ TORCH_OTEL_SPILL_MAX_BYTES = "TORCH_OTEL_SPILL_MAX_BYTES"
 TORCH_OTEL_DEBUG = "TORCH_OTEL_DEBUG"
 """``1`` prints torch-otel's own decisions (profile chosen, provider reused)."""
 
+TORCH_OTEL_COMPILE_METRICS = "TORCH_OTEL_COMPILE_METRICS"
+"""``1`` (default) records compile-health metrics and slow-compile events; ``0`` turns
+them off (torch's compile hooks are then never touched)."""
+
+TORCH_OTEL_SLOW_COMPILE_S = "TORCH_OTEL_SLOW_COMPILE_S"
+"""Seconds after which a running compile is reported as slow (default 300)."""
+
 # --- set by torch-otel for the processes it starts ---------------------------------------
 TORCH_OTEL_BOOTSTRAP = "TORCH_OTEL_BOOTSTRAP"
 """Set to ``1`` by ``torch-otel run``: the bootstrap ``sitecustomize`` installs the
@@ -108,6 +115,8 @@ def torch_otel_settings() -> list[str]:
         TORCH_OTEL_SPILL_DIR,
         TORCH_OTEL_SPILL_MAX_BYTES,
         TORCH_OTEL_DEBUG,
+        TORCH_OTEL_COMPILE_METRICS,
+        TORCH_OTEL_SLOW_COMPILE_S,
     ]
 
 

@@ -9,7 +9,7 @@ semantic convention names (``code.*``, ``thread.*``, ``exception.*``) come from
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
 from opentelemetry.semconv._incubating.attributes import thread_attributes
 from opentelemetry.semconv.attributes import code_attributes, exception_attributes
@@ -45,6 +45,21 @@ TORCH_COMPILE_SPAN_ARG_PREFIX: Final = "torch.compile."
 TORCH_COMPILE_OUTCOME: Final = "torch.compile.outcome"
 TORCH_COMPILE_PHASE: Final = "torch.compile.phase"
 TORCH_COMPILE_CACHE: Final = "torch.compile.cache"
+TORCH_COMPILE_RECOMPILE_REASON: Final = "torch.compile.recompile.reason"
+"""The first failed guard of a recompile, normalised (see ``trace/recompile_reasons.py``)."""
+TORCH_COMPILE_GRAPH_BREAK_TYPE: Final = "torch.compile.graph_break.type"
+TORCH_COMPILE_GRAPH_BREAK_ID: Final = "torch.compile.graph_break.id"
+"""``GBxxxx`` from torch's ``graph_break_registry.json``, when the type is registered there."""
+
+# --- compile health: slow-compile events (log records with an event name) ---------------
+EVENT_COMPILE_SLOW: Final = "torch.compile.slow"
+EVENT_COMPILE_SLOW_FINISHED: Final = "torch.compile.slow.finished"
+TORCH_COMPILE_ELAPSED: Final = "torch.compile.elapsed"
+"""Seconds the compile had been running (``slow``) or ran in all (``slow.finished``)."""
+TORCH_COMPILE_SLOW_THRESHOLD: Final = "torch.compile.slow.threshold"
+"""The threshold in seconds (``TORCH_OTEL_SLOW_COMPILE_S``) the compile passed."""
+TORCH_COMPILE_TRIGGER: Final = "torch.compile.trigger"
+"""What started the compile: ``dynamo`` (a frame) or ``lazy_backward`` (its backward)."""
 
 # --- metrics ------------------------------------------------------------------------------
 METRIC_COMPILES: Final = "torch.compile.compiles"
@@ -53,6 +68,38 @@ METRIC_GRAPH_BREAKS: Final = "torch.compile.graph_breaks"
 METRIC_CACHE_HITS: Final = "torch.compile.cache.hits"
 METRIC_CACHE_MISSES: Final = "torch.compile.cache.misses"
 METRIC_DURATION: Final = "torch.compile.duration"
+METRIC_IN_FLIGHT: Final = "torch.compile.in_flight"
+
+
+class MetricSpec(NamedTuple):
+    """One instrument: its name, kind, unit and description, defined once.
+
+    The instruments are created from these (``trace/``), and the dashboard test
+    derives the Prometheus names from them (``tests/infra``).
+    """
+
+    name: str
+    kind: str  # "counter", "up_down_counter" or "histogram"
+    unit: str
+    description: str
+
+
+METRICS: Final = (
+    MetricSpec(METRIC_COMPILES, "counter", "{compile}", "torch.compile frame compiles"),
+    MetricSpec(METRIC_RECOMPILES, "counter", "{compile}", "recompiles, by the first failed guard"),
+    MetricSpec(METRIC_GRAPH_BREAKS, "counter", "{break}", "graph breaks, by type and location"),
+    MetricSpec(METRIC_CACHE_HITS, "counter", "{hit}", "compile cache hits"),
+    MetricSpec(METRIC_CACHE_MISSES, "counter", "{miss}", "compile cache misses"),
+    MetricSpec(METRIC_DURATION, "histogram", "s", "compile time, whole compiles and phases"),
+    MetricSpec(METRIC_IN_FLIGHT, "up_down_counter", "{compile}", "compiles running now"),
+)
+METRIC_SPECS: Final = {spec.name: spec for spec in METRICS}
+
+DURATION_BUCKETS_S: Final = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0,
+)  # fmt: skip
+"""Histogram buckets of ``torch.compile.duration``: compiles last 10 ms to an hour."""
 
 # --- resource attributes --------------------------------------------------------------
 TORCH_DISTRIBUTED_LOCAL_RANK: Final = "torch.distributed.local_rank"
@@ -133,14 +180,27 @@ def resource_attribute_names() -> list[str]:
 
 def metric_names() -> list[str]:
     """Every metric torch-otel emits (for docs and dashboard checks)."""
+    return [spec.name for spec in METRICS]
+
+
+def metric_attribute_names() -> list[str]:
+    """Attributes of metric points and compile-health events beyond the record ones."""
     return [
-        METRIC_COMPILES,
-        METRIC_RECOMPILES,
-        METRIC_GRAPH_BREAKS,
-        METRIC_CACHE_HITS,
-        METRIC_CACHE_MISSES,
-        METRIC_DURATION,
+        TORCH_COMPILE_OUTCOME,
+        TORCH_COMPILE_PHASE,
+        TORCH_COMPILE_CACHE,
+        TORCH_COMPILE_RECOMPILE_REASON,
+        TORCH_COMPILE_GRAPH_BREAK_TYPE,
+        TORCH_COMPILE_GRAPH_BREAK_ID,
+        TORCH_COMPILE_ELAPSED,
+        TORCH_COMPILE_SLOW_THRESHOLD,
+        TORCH_COMPILE_TRIGGER,
     ]
+
+
+def event_names() -> list[str]:
+    """Event names of the log records torch-otel creates itself (not torch's)."""
+    return [EVENT_COMPILE_SLOW, EVENT_COMPILE_SLOW_FINISHED]
 
 
 def drop_reasons() -> list[str]:

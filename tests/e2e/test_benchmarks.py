@@ -52,3 +52,22 @@ def test_lossless_benchmark_prints_its_goals() -> None:
     assert {goal for goal, _ in goals} == {"goal-7", "goal-8"}, result.stdout
     assert "burst of 2000 guards records" in result.stdout
     assert "emitting-thread CPU per 2 KB guards record" in result.stdout
+def test_compile_health_benchmark_prints_its_goals() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "compile_health.py"),
+            "--rounds",
+            "1",
+            "--recompiles",
+            "2",
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    goals = re.findall(r"^(goal-H\d): ratio=(\d+\.\d+) target<=", result.stdout, re.MULTILINE)
+    assert {goal for goal, _ in goals} == {"goal-H1", "goal-H2"}, result.stdout
+    assert "compile-thread time in torch-otel's hooks per compile" in result.stdout

@@ -47,6 +47,13 @@ def test_console_profile_prints_parseable_json(tmp_path: Path) -> None:
             break
         record, position = decoder.raw_decode(text, position)
         records.append(record)
+    # Compile-health metrics come through the profile's meter_provider, also as JSON.
+    metrics = [r for r in records if "resource_metrics" in r]
+    records = [r for r in records if "resource_metrics" not in r]
+    assert metrics and all(
+        r["resource"]["attributes"]["service.name"] == "torch-job"
+        for r in [m["resource_metrics"][0] for m in metrics]
+    )
     artifacts = Counter(r["attributes"].get("torch.artifact") for r in records)
     assert artifacts["guards"] > 0 and artifacts["output_code"] > 0
     printed = [line for line in parse_torch_stderr(run.stderr) if line.artifact == "guards"]
@@ -63,10 +70,10 @@ def test_file_profile_writes_otlp_json_lines(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     lines = output.read_text().splitlines()
     assert lines
-    for line in lines:
-        assert set(json.loads(line)) == {"resourceLogs"}  # one export request per line
+    for line in lines:  # one export request per line: logs, and compile-health metrics
+        assert set(json.loads(line)) in ({"resourceLogs"}, {"resourceMetrics"})
     signals = {signal for signal, _ in iter_requests(output)}
-    assert signals == {"logs"}
+    assert signals == {"logs", "metrics"}
     assert {r.attributes.get("torch.artifact") for r in run.records} >= {"guards", "output_code"}
 
 
@@ -157,13 +164,22 @@ def test_demo_exports_to_the_console_and_summarizes() -> None:
     for artifact in ("guards", "recompiles", "graph_breaks", "output_code"):
         assert rows.get(("dynamo" if artifact != "output_code" else "inductor", artifact), 0) > 0
     console = run.stdout[: run.stdout.index("torch-otel demo: records exported")]
-    decoder, position, records = json.JSONDecoder(), 0, 0
+    decoder, position, records, metric_names = json.JSONDecoder(), 0, 0, set()
     while console[position:].strip():
         while console[position].isspace():
             position += 1
         record, position = decoder.raw_decode(console, position)
+        if "resource_metrics" in record:  # compile health, from the profile's meter_provider
+            metric_names |= {
+                metric["name"]
+                for resource in record["resource_metrics"]
+                for scope in resource["scope_metrics"]
+                for metric in scope["metrics"]
+            }
+            continue
         records += 1
         assert record["attributes"]["torch.component"]
+    assert {"torch.compile.compiles", "torch.compile.recompiles"} <= metric_names
     total = int(next(line for line in report.splitlines() if line.startswith("total")).split()[-1])
     assert records == total
     assert "dropped none" in report

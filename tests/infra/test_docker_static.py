@@ -1,4 +1,6 @@
-"""Static checks of docker/: the Dockerfile, compose file and collector config.
+"""Static checks of docker/: the Dockerfile, compose file and collector config, and the
+metrics side (collector prometheus exporter, Prometheus, Grafana's dashboard: the checks
+are in ``docker_metrics.py``).
 
 No Docker engine and no network: the files are parsed and cross-checked
 against each other and against the repository (paths, exporter profiles,
@@ -875,7 +877,19 @@ def check_readme(stack: Stack, output_file: Path) -> None:
     assert "docker compose -f docker/compose.yaml up --build" in readme
 
 
+def check_metrics_stack(stack: Stack) -> set[str]:
+    """Prometheus scrapes the collector; Grafana's dashboards query what the bridge emits."""
+    from infra import docker_metrics
+
+    docker_metrics.check_prometheus_scrapes_collector(stack)
+    used: set[str] = set()
+    for dashboard in docker_metrics.check_grafana_provisioning(stack):
+        used |= docker_metrics.check_dashboard_queries(dashboard)
+    return used
+
+
 def run_all_checks(stack: Stack) -> None:
+    check_metrics_stack(stack)
     check_collector_pipelines(stack.collector_config)
     check_ports_and_endpoints(stack)
     check_config_mount(stack)
@@ -964,6 +978,29 @@ def test_job_waits_for_collector(stack: Stack) -> None:
 
 def test_readme(stack: Stack) -> None:
     check_readme(stack, check_output_mount(stack))
+
+
+def test_dashboard_queries_only_metrics_the_bridge_emits(stack: Stack) -> None:
+    from torch_otel import names
+
+    used = check_metrics_stack(stack)
+    health = {
+        names.METRIC_COMPILES,
+        names.METRIC_RECOMPILES,
+        names.METRIC_GRAPH_BREAKS,
+        names.METRIC_DURATION,
+        names.METRIC_IN_FLIGHT,
+    }
+    assert health <= used, f"no panel shows {sorted(health - used)}"
+
+
+def test_prometheus_names_follow_the_collector() -> None:
+    from infra.docker_metrics import emitted_series
+
+    series = emitted_series()
+    assert series["torch_compile_compiles_total"] == "torch.compile.compiles"
+    assert series["torch_compile_duration_seconds_bucket"] == "torch.compile.duration"
+    assert series["torch_compile_in_flight"] == "torch.compile.in_flight"
 
 
 # --------------------------------------------------------------------------- #
@@ -1233,3 +1270,42 @@ def test_broken_probe_wrong_port(broken: Path) -> None:
     )
     with pytest.raises(AssertionError, match="health_check serves :13133/"):
         check_job_waits_for_collector(load_stack(broken))
+
+
+def test_broken_dashboard_queries_an_unknown_metric(broken: Path) -> None:
+    dashboard = broken / "docker" / "grafana" / "dashboards" / "torch-compile-health.json"
+    edit(dashboard, "torch_compile_recompiles_total", "torch_compile_recompilations_total")
+    with pytest.raises(AssertionError, match="torch_compile_recompilations_total"):
+        run_all_checks(load_stack(broken))
+
+
+def test_broken_dashboard_groups_by_an_unknown_label(broken: Path) -> None:
+    dashboard = broken / "docker" / "grafana" / "dashboards" / "torch-compile-health.json"
+    edit(dashboard, "sum by (torch_compile_phase)", "sum by (compile_phase)")
+    with pytest.raises(AssertionError, match="unknown label compile_phase"):
+        run_all_checks(load_stack(broken))
+
+
+def test_broken_prometheus_scrapes_the_wrong_port(broken: Path) -> None:
+    edit(broken / "docker" / "prometheus.yml", "otel-collector:8889", "otel-collector:8888")
+    with pytest.raises(AssertionError, match="not the collector's exporter"):
+        run_all_checks(load_stack(broken))
+
+
+def test_broken_prometheus_exporter_not_in_the_metrics_pipeline(broken: Path) -> None:
+    edit(broken / "docker" / "otel-collector.yaml", "[debug, file, prometheus]", "[debug, file]")
+    with pytest.raises(AssertionError, match="no metrics pipeline exports to prometheus"):
+        run_all_checks(load_stack(broken))
+
+
+def test_broken_datasource_url(broken: Path) -> None:
+    source = broken / "docker" / "grafana" / "provisioning" / "datasources" / "prometheus.yaml"
+    edit(source, "http://prometheus:9090", "http://localhost:9090")
+    with pytest.raises(AssertionError, match="points at http://localhost:9090"):
+        run_all_checks(load_stack(broken))
+
+
+def test_broken_grafana_image_floating(broken: Path) -> None:
+    edit(broken / "docker" / "compose.yaml", "grafana/grafana:12.3.1", "grafana/grafana:latest")
+    with pytest.raises(AssertionError, match="latest"):
+        run_all_checks(load_stack(broken))

@@ -25,9 +25,8 @@ def listed_in_reference(name: str) -> bool:
         *names.resource_attribute_names(),
         *names.metric_names(),
         *names.drop_reasons(),
-        names.TORCH_COMPILE_OUTCOME,
-        names.TORCH_COMPILE_PHASE,
-        names.TORCH_COMPILE_CACHE,
+        *names.metric_attribute_names(),
+        *names.event_names(),
     ],
 )
 def test_every_emitted_name_is_in_the_reference(name: str) -> None:

@@ -14,8 +14,9 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from torch._guards import CompileId
 
+from torch_otel.capture.compile_events import parse_compile_id
 from torch_otel.capture.components import ComponentResolver
-from torch_otel.capture.records import CapturedException, CapturedRecord
+from torch_otel.capture.records import CapturedEvent, CapturedException, CapturedRecord
 from torch_otel.cli.otlp_json import flatten_logs
 from torch_otel.config.resource import build_resource
 from torch_otel.export.mapping import RecordMapper
@@ -40,6 +41,7 @@ def captured(**overrides) -> CapturedRecord:  # type: ignore[no-untyped-def]
         "render_error": None,
         "rank": None,
         "metadata": None,
+        "event": None,
     }
     fields.update(overrides)
     return CapturedRecord(**fields)
@@ -72,6 +74,29 @@ CASES = [
             "attempt": 1,
             "rank": 0,
         },
+    ),
+    # torch-otel's own event (compile health): its component, its attributes, an event name
+    captured(
+        logger_name="torch_otel",
+        levelno=30,
+        message="compile [3/1] of f (train.py:7) still running after 301.0 s",
+        pathname="train.py",
+        lineno=7,
+        func_name="f",
+        compile_id=parse_compile_id("3/1"),
+        rank=1,
+        event=CapturedEvent(
+            "torch.compile.slow",
+            "dynamo",
+            {"torch.compile.elapsed": 301.0, "torch.compile.phase": "inductor_compile"},
+        ),
+    ),
+    captured(  # frame not known: no code location attributes
+        logger_name="torch_otel",
+        pathname="",
+        lineno=0,
+        func_name=None,
+        event=CapturedEvent("torch.compile.slow.finished", "dynamo", {"x.y": 1}),
     ),
 ]
 
@@ -109,6 +134,15 @@ def test_wire_encoding_equals_the_sdk_encoding(mapper: RecordMapper) -> None:
     fast = decode([r.payload for r in encoder.encode(CASES, time.time_ns())])
     assert len(fast) == len(sdk) > len(CASES)  # chunking produced extra records
     assert sorted(map(normalized, fast), key=str) == sorted(map(normalized, sdk), key=str)
+    slow = next(r for r in fast if r.event_name == "torch.compile.slow")
+    assert slow.scope == "torch_otel"
+    assert slow.attributes["torch.component"] == "dynamo"
+    assert slow.attributes["torch.compile.trace_id"] == "3/1"
+    assert slow.attributes["torch.compile.frame_id"] == 3
+    assert (slow.attributes["code.function.name"], slow.attributes["code.line.number"]) == ("f", 7)
+    assert slow.attributes["torch.compile.elapsed"] == 301.0
+    finished = next(r for r in fast if r.event_name == "torch.compile.slow.finished")
+    assert "code.file.path" not in finished.attributes
 
 
 def test_requests_are_bounded_by_bytes(mapper: RecordMapper) -> None:

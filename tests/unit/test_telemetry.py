@@ -168,3 +168,30 @@ def test_compilation_metrics_become_counters(telemetry: Any) -> None:
     assert all(
         p.attributes["torch.distributed.rank"] == 1 for p in points["torch.compile.compiles"]
     )
+
+
+def test_beside_compile_health_only_the_cache_counters_come_from_the_trace() -> None:
+    """Compile health owns compiles, recompiles, graph breaks and durations: --trace must not
+    count them a second time."""
+    tracer_provider = TracerProvider()
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    observer = CompileTelemetry(tracer_provider.get_tracer("t"), meter, compile_metrics=False)
+    observer.observe(
+        [
+            chromium("B", "dynamo", 0, compile_id="0/0"),
+            trace_record(
+                {
+                    "compilation_metrics": {
+                        "fail_type": None,
+                        "recompile_reason": "x",
+                        "restart_reasons": ["a"],
+                        "inductor_fx_local_cache_miss_count": 2,
+                    },
+                    "frame_id": 0,
+                }
+            ),
+            chromium("E", "dynamo", 3_000, compile_id="0/0"),
+        ]
+    )
+    assert set(metric_points(reader)) == {METRIC_CACHE_MISSES}

@@ -12,7 +12,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from torch._logging import _internal
 
 from helpers.bridges import bridged, guards_log
-from torch_otel import bridge as bridge_module
+from torch_otel import application as bridge_module
 from torch_otel.capture import _torch
 
 
@@ -37,10 +37,10 @@ def warnings() -> Iterator[list[str]]:
 @pytest.fixture
 def fresh_probe() -> Iterator[None]:
     _torch.support.cache_clear()
-    bridge_module._torch_is_usable.cache_clear()
+    bridge_module.torch_is_usable.cache_clear()
     yield
     _torch.support.cache_clear()
-    bridge_module._torch_is_usable.cache_clear()
+    bridge_module.torch_is_usable.cache_clear()
 
 
 def test_this_torch_is_fully_supported(fresh_probe: None) -> None:

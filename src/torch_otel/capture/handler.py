@@ -113,6 +113,7 @@ class BridgeHandler(logging.Handler):
                 render_error,
                 self._read_rank(),
                 None,
+                None,
             ),
             len(message),
         )

@@ -23,8 +23,21 @@ class CapturedException(NamedTuple):
     stacktrace: str
 
 
+class CapturedEvent(NamedTuple):
+    """What makes a record an event torch-otel emits itself (``torch.compile.slow``...):
+    its event name, the component it is about, and its own attributes."""
+
+    name: str
+    component: str
+    attributes: dict[str, Any]
+
+
 class CapturedRecord(NamedTuple):
-    """Plain-data copy of a ``logging.LogRecord``, safe to keep after the call."""
+    """Plain-data copy of a ``logging.LogRecord``, safe to keep after the call.
+
+    ``new_captured`` builds it positionally on the hot path: every construction site
+    passes every field.
+    """
 
     logger_name: str
     levelno: int
@@ -42,6 +55,7 @@ class CapturedRecord(NamedTuple):
     render_error: str | None = None
     rank: int | None = None
     metadata: dict[str, Any] | None = None  # structured trace records only
+    event: CapturedEvent | None = None  # torch-otel's own events (compile health) only
 
 
 def new_captured(*fields: Any) -> CapturedRecord:

@@ -97,6 +97,13 @@ def run_doctor(
         f"chunk {settings.max_body_bytes // mib} MiB, "
         f"flush deadline {settings.flush_timeout_s:g} s"
     )
+    if not settings.compile_metrics:
+        health = "off (TORCH_OTEL_COMPILE_METRICS=0)"
+    elif not profile.metric_exporters:
+        health = "off (the profile has no meter_provider)"
+    else:
+        health = f"on, slow compile after {settings.slow_compile_s:g} s"
+    write(f"  compile     health metrics {health}")
     write(
         f"  headers     OTEL_EXPORTER_OTLP_HEADERS: "
         f"{redacted_headers(os.environ.get(env.OTEL_EXPORTER_OTLP_HEADERS))}"

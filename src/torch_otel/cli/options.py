@@ -43,6 +43,11 @@ def add_bridge_options(parser: argparse.ArgumentParser) -> None:
         help="keep export requests on disk in DIR until the collector takes them "
         "(outages, crashes, exit; torch-otel replay DIR sends what is left)",
     )
+    group.add_argument(
+        "--no-compile-metrics",
+        action="store_true",
+        help="no compile-health metrics or slow-compile events (TORCH_OTEL_COMPILE_METRICS=0)",
+    )
 
 
 def bridge_options(args: argparse.Namespace) -> dict[str, object]:
@@ -58,6 +63,8 @@ def bridge_options(args: argparse.Namespace) -> dict[str, object]:
         options["trace"] = True
     if getattr(args, "spill_dir", None):
         options["spill_dir"] = args.spill_dir
+    if getattr(args, "no_compile_metrics", False):
+        options["compile_metrics"] = False
     return options
 
 

@@ -35,6 +35,26 @@ class FlatLogRecord:
 
 
 @dataclass
+class FlatMetricPoint:
+    """One data point of a metric with its resource, values as plain Python types.
+
+    ``value`` for sums and gauges; ``count`` and ``sum`` for histograms.
+    ``cumulative`` is False for delta temporality (points then add up).
+    """
+
+    name: str
+    kind: str  # "sum", "gauge", "histogram", ...
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    scope: str
+    time_unix_nano: int
+    value: float | int | None = None
+    count: int | None = None
+    sum: float | None = None
+    cumulative: bool = True
+
+
+@dataclass
 class BadLine:
     path: str
     line_number: int
@@ -79,6 +99,38 @@ def flatten_logs(request: Any) -> list[FlatLogRecord]:
                         event_name=record.event_name,
                     )
                 )
+    return out
+
+
+def flatten_metrics(request: Any) -> list[FlatMetricPoint]:
+    """All data points of an ``ExportMetricsServiceRequest``."""
+    out: list[FlatMetricPoint] = []
+    for resource_metrics in request.resource_metrics:
+        resource = key_values(resource_metrics.resource.attributes)
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                data = getattr(metric, kind)
+                temporality = getattr(data, "aggregation_temporality", 2)
+                for point in data.data_points:
+                    flat = FlatMetricPoint(
+                        name=metric.name,
+                        kind=kind,
+                        attributes=key_values(point.attributes),
+                        resource=resource,
+                        scope=scope_metrics.scope.name,
+                        time_unix_nano=int(point.time_unix_nano),
+                        cumulative=temporality != 1,  # 1: AGGREGATION_TEMPORALITY_DELTA
+                    )
+                    if kind in ("sum", "gauge"):
+                        value_kind = point.WhichOneof("value")
+                        flat.value = getattr(point, value_kind) if value_kind else None
+                    else:
+                        flat.count = int(point.count)
+                        flat.sum = float(point.sum)
+                    out.append(flat)
     return out
 
 

@@ -88,6 +88,8 @@ def run_environment(options: dict[str, object], environ: Mapping[str, str]) -> d
         child[env.TORCH_OTEL_TRACE] = "1"
     if options.get("spill_dir"):
         child[env.TORCH_OTEL_SPILL_DIR] = str(Path(str(options["spill_dir"])).resolve())
+    if options.get("compile_metrics") is False:
+        child[env.TORCH_OTEL_COMPILE_METRICS] = "0"
     child[env.TORCH_OTEL_BOOTSTRAP] = "1"
     existing = child.get("PYTHONPATH")
     child["PYTHONPATH"] = str(BOOTSTRAP_DIRECTORY) + (os.pathsep + existing if existing else "")

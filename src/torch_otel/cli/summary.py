@@ -114,17 +114,22 @@ def summarize_files(paths: list[str], out: Any, err: Any, *, top: int = 10) -> i
     Exit status 0, or 1 when nothing at all could be read (every line bad or no
     request in any file); a file that cannot be opened is a ConfigError (exit 2).
     """
-    from torch_otel.cli.otlp_json import BadLine, flatten_logs, iter_requests
+    from torch_otel.cli.health_summary import HealthTally, health_tables
+    from torch_otel.cli.otlp_json import BadLine, flatten_logs, flatten_metrics, iter_requests
 
     tally = RecordTally()
+    health = HealthTally()
     bad: list[BadLine] = []
     signals: Counter[str] = Counter()
     for path in paths:
         for signal, request in iter_requests(path, bad_lines=bad):
             signals[signal] += 1
+            if signal == "metrics":
+                health.add_points(flatten_metrics(request))
             if signal != "logs":
                 continue
             for record in flatten_logs(request):
+                health.add_log(record)
                 body = record.body if isinstance(record.body, str) else ""
                 tally.add(
                     record.attributes,
@@ -155,4 +160,7 @@ def summarize_files(paths: list[str], out: Any, err: Any, *, top: int = 10) -> i
         for size, artifact, trace_id, _ in tally.largest[:top]
     ]
     print(format_table(("largest", "artifact", "compile id"), largest), file=out)
+    for table in health_tables(health, format_table, top=top):
+        print("", file=out)
+        print(table, file=out)
     return 0

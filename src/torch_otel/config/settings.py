@@ -40,6 +40,7 @@ DEFAULT_MAX_BATCH_BYTES = 3 * MiB
 DEFAULT_MAX_BODY_BYTES = 1 * MiB
 DEFAULT_FLUSH_TIMEOUT_S = 5.0
 DEFAULT_SPILL_MAX_BYTES = 1 * GiB
+DEFAULT_SLOW_COMPILE_S = 300.0
 # A request must hold one full chunk plus its attributes and framing.
 BATCH_HEADROOM_BYTES = 64 * 1024
 
@@ -50,6 +51,7 @@ BOUNDS = {
     "max_body_bytes": Bounds(1 * KiB, 64 * MiB, unit="bytes"),
     "flush_timeout_s": Bounds(0.001, 3600, integer=False, unit="s"),
     "spill_max_bytes": Bounds(1 * MiB, 16 * 1024 * GiB, unit="bytes"),
+    "slow_compile_s": Bounds(0.01, 7 * 24 * 3600, integer=False, unit="s"),
 }
 """The accepted range of each number setting (documented in docs/reference.md)."""
 
@@ -75,6 +77,8 @@ class BridgeSettings:
     debug: bool = False
     artifact_ranks_source: str = field(default="artifact_ranks", compare=False)
     """Where ``artifact_ranks`` came from (argument or variable), for error messages."""
+    compile_metrics: bool = True
+    slow_compile_s: float = DEFAULT_SLOW_COMPILE_S
     exporter_from_user: bool = False
     """True when the profile was chosen explicitly (argument or variable), which
     makes the bridge build its own pipeline even if the application already set a
@@ -114,6 +118,7 @@ class BridgeSettings:
         flush_timeout = number("flush_timeout_s", env.TORCH_OTEL_FLUSH_TIMEOUT)
         spill_dir, spill_source = pick("spill_dir", env.TORCH_OTEL_SPILL_DIR)
         spill_max_bytes = number("spill_max_bytes", env.TORCH_OTEL_SPILL_MAX_BYTES)
+        slow_compile = number("slow_compile_s", env.TORCH_OTEL_SLOW_COMPILE_S)
         settings = cls(
             exporter=os.fspath(exporter) if exporter is not None else None,
             output=os.fspath(output) if output is not None else None,
@@ -132,6 +137,10 @@ class BridgeSettings:
             spill_dir=check_spill_directory(spill_dir, spill_source) if spill_dir else None,
             spill_max_bytes=spill_max_bytes or DEFAULT_SPILL_MAX_BYTES,
             debug=boolean(*pick("debug", env.TORCH_OTEL_DEBUG), default=False),
+            compile_metrics=boolean(
+                *pick("compile_metrics", env.TORCH_OTEL_COMPILE_METRICS), default=True
+            ),
+            slow_compile_s=slow_compile if slow_compile is not None else DEFAULT_SLOW_COMPILE_S,
             exporter_from_user=exporter is not None,
         )
         body_source = pick("max_body_bytes", env.TORCH_OTEL_MAX_BODY_BYTES)[1]

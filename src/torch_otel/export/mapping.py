@@ -80,12 +80,17 @@ class RecordMapper:
     # -- the parts, shared by both representations --------------------------------------
     def static_attributes(self, record: CapturedRecord) -> dict[str, Any]:
         """Attributes fixed by the call site: the same for every record logged there."""
-        origin = self.resolver.resolve(record.logger_name)
-        attributes: dict[str, Any] = {names.TORCH_COMPONENT: origin.component}
-        if origin.artifact is not None:
-            attributes[names.TORCH_ARTIFACT] = origin.artifact
-        attributes[names.CODE_FILE_PATH] = record.pathname
-        attributes[names.CODE_LINE_NUMBER] = record.lineno
+        event = record.event
+        if event is None:
+            origin = self.resolver.resolve(record.logger_name)
+            attributes: dict[str, Any] = {names.TORCH_COMPONENT: origin.component}
+            if origin.artifact is not None:
+                attributes[names.TORCH_ARTIFACT] = origin.artifact
+        else:  # torch-otel's own event: about a component, emitted by torch-otel
+            attributes = {names.TORCH_COMPONENT: event.component}
+        if record.pathname or event is None:
+            attributes[names.CODE_FILE_PATH] = record.pathname
+            attributes[names.CODE_LINE_NUMBER] = record.lineno
         if record.func_name:
             attributes[names.CODE_FUNCTION_NAME] = record.func_name
         if record.thread_id is not None:
@@ -111,6 +116,8 @@ class RecordMapper:
             extra[names.TORCH_OTEL_RENDER_ERROR] = record.render_error
         if record.metadata is not None:
             extra.update(trace_attributes(record))
+        if record.event is not None:
+            extra.update(record.event.attributes)
         pieces, problem = self.bodies.split(record.message)
         if problem:
             extra[names.TORCH_OTEL_RENDER_ERROR] = problem
@@ -118,6 +125,8 @@ class RecordMapper:
 
     @staticmethod
     def event_name(record: CapturedRecord) -> str | None:
+        if record.event is not None:
+            return record.event.name
         return event_name(record.metadata) if record.metadata is not None else None
 
     # -- SDK records -----------------------------------------------------------------------

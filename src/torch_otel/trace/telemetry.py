@@ -18,15 +18,21 @@ record's compile becomes its span context: a backend links every ``guards`` or
 **Metrics**, from ``compilation_metrics`` (field names as torch emits them):
 
 ============================  =======================================================
+``torch.compile.cache.hits``  + ``{inductor_fx,aotautograd}_{local,remote}_cache_hit_count``
+``torch.compile.cache.misses`` + the matching ``..._miss_count``; attribute
+                              ``torch.compile.cache`` = ``inductor_fx_local``, ...
+============================  =======================================================
+
+and, only when compile health is off (``TORCH_OTEL_COMPILE_METRICS=0``; otherwise
+``trace/health.py`` owns these, so nothing is counted twice):
+
+============================  =======================================================
 ``torch.compile.compiles``    +1 per ``compilation_metrics`` (``is_runtime`` false);
                               attribute ``torch.compile.outcome`` = ``success`` or
                               the ``fail_type``
 ``torch.compile.recompiles``  +1 when ``recompile_reason`` is set
 ``torch.compile.graph_breaks`` + ``num_graph_breaks`` when reported, else
                               + ``len(restart_reasons)`` (graph-break restarts)
-``torch.compile.cache.hits``  + ``{inductor_fx,aotautograd}_{local,remote}_cache_hit_count``
-``torch.compile.cache.misses`` + the matching ``..._miss_count``; attribute
-                              ``torch.compile.cache`` = ``inductor_fx_local``, ...
 ``torch.compile.duration``    histogram (s), one observation per span, attribute
                               ``torch.compile.phase`` = the span (event) name
 ============================  =======================================================
@@ -45,6 +51,7 @@ from typing import Any
 from torch_otel import names
 from torch_otel.capture.records import CapturedRecord
 from torch_otel.trace.events import event_key
+from torch_otel.trace.instruments import create_instrument
 
 CACHES = ("inductor_fx_local", "inductor_fx_remote", "aotautograd_local", "aotautograd_remote")
 
@@ -61,11 +68,13 @@ class _OpenSpan:
 class CompileTelemetry:
     """Turns trace records into spans and metrics; answers "which span was open" for logs."""
 
-    def __init__(self, tracer: Any | None, meter: Any | None) -> None:
+    def __init__(
+        self, tracer: Any | None, meter: Any | None, *, compile_metrics: bool = True
+    ) -> None:
         self._tracer = tracer
         self._stacks: dict[int | None, list[_OpenSpan]] = {}
         self._span_of_record: dict[int, Any] = {}
-        self._instruments = _Instruments(meter) if meter is not None else None
+        self._instruments = _Instruments(meter, compile_metrics) if meter is not None else None
         self.spans_started = 0
         self.spans_ended = 0
 
@@ -190,41 +199,33 @@ class CompileTelemetry:
 
 
 class _Instruments:
-    def __init__(self, meter: Any) -> None:
-        self.compiles = meter.create_counter(
-            names.METRIC_COMPILES, unit="{compile}", description="torch.compile frame compiles"
-        )
-        self.recompiles = meter.create_counter(
-            names.METRIC_RECOMPILES,
-            unit="{compile}",
-            description="compiles with a recompile_reason",
-        )
-        self.graph_breaks = meter.create_counter(
-            names.METRIC_GRAPH_BREAKS, unit="{break}", description="graph breaks"
-        )
-        self.hits = meter.create_counter(
-            names.METRIC_CACHE_HITS, unit="{hit}", description="compile cache hits"
-        )
-        self.misses = meter.create_counter(
-            names.METRIC_CACHE_MISSES, unit="{miss}", description="compile cache misses"
-        )
-        self.durations = meter.create_histogram(
-            names.METRIC_DURATION, unit="s", description="duration of each compile phase"
-        )
+    """``compile_metrics``: also compiles, recompiles, graph breaks and span durations
+    (false when compile health records those)."""
+
+    def __init__(self, meter: Any, compile_metrics: bool) -> None:
+        self.owns_compile_metrics = compile_metrics
+        self.hits = create_instrument(meter, names.METRIC_CACHE_HITS)
+        self.misses = create_instrument(meter, names.METRIC_CACHE_MISSES)
+        if compile_metrics:
+            self.compiles = create_instrument(meter, names.METRIC_COMPILES)
+            self.recompiles = create_instrument(meter, names.METRIC_RECOMPILES)
+            self.graph_breaks = create_instrument(meter, names.METRIC_GRAPH_BREAKS)
+            self.durations = create_instrument(meter, names.METRIC_DURATION)
 
     def compilation(self, metrics: dict[str, Any], rank: int | None) -> None:
         base: dict[str, Any] = {names.TORCH_COMPONENT: "dynamo"}
         if rank is not None:
             base[names.TORCH_DISTRIBUTED_RANK] = rank
-        outcome = metrics.get("fail_type") or "success"
-        self.compiles.add(1, {**base, names.TORCH_COMPILE_OUTCOME: str(outcome)})
-        if metrics.get("recompile_reason"):
-            self.recompiles.add(1, base)
-        breaks = metrics.get("num_graph_breaks")
-        if breaks is None:
-            breaks = len(metrics.get("restart_reasons") or ())
-        if breaks:
-            self.graph_breaks.add(int(breaks), base)
+        if self.owns_compile_metrics:
+            outcome = metrics.get("fail_type") or "success"
+            self.compiles.add(1, {**base, names.TORCH_COMPILE_OUTCOME: str(outcome)})
+            if metrics.get("recompile_reason"):
+                self.recompiles.add(1, base)
+            breaks = metrics.get("num_graph_breaks")
+            if breaks is None:
+                breaks = len(metrics.get("restart_reasons") or ())
+            if breaks:
+                self.graph_breaks.add(int(breaks), base)
         for cache in CACHES:
             hits = metrics.get(f"{cache}_cache_hit_count") or 0
             misses = metrics.get(f"{cache}_cache_miss_count") or 0
@@ -234,6 +235,8 @@ class _Instruments:
                 self.misses.add(int(misses), {**base, names.TORCH_COMPILE_CACHE: cache})
 
     def duration(self, seconds: float, phase: str, span_attributes: dict[str, Any]) -> None:
+        if not self.owns_compile_metrics:
+            return
         attributes: dict[str, Any] = {
             names.TORCH_COMPONENT: "torch",
             names.TORCH_COMPILE_PHASE: phase,
