@@ -189,3 +189,36 @@ def test_batch_numbers_out_of_range_are_refused(tmp_path: Path, batch: str, matc
     path = write_profile(tmp_path / "p.yaml", "          console: {}\n", batch=batch)
     with pytest.raises(ConfigError, match=match):
         load_profile(str(path), environ={})
+
+
+ENVIRONMENTS = [
+    {},
+    {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example:4317",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20token,x-tenant=7",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
+    },
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318/", "TORCH_OTEL_OUTPUT": "/tmp/o.jsonl"},
+]
+BAD_ENVIRONMENTS = [
+    {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"},
+    {"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"},
+]
+
+
+@pytest.mark.parametrize("name", BUILTIN_PROFILES)
+def test_builtin_profiles_read_the_same_as_opentelemetry_configuration_reads_them(
+    name: str,
+) -> None:
+    """Built-in profiles are read as plain data at run time; upstream validation agrees."""
+    for environ in ENVIRONMENTS:
+        fast = load_profile(name, environ=environ, output="/tmp/out.jsonl")
+        strict = load_profile(name, environ=environ, output="/tmp/out.jsonl", strict=True)
+        assert fast == strict, environ
+    for environ in BAD_ENVIRONMENTS:
+        if name in ("otlp-grpc", "otlp-http"):
+            for strict_mode in (False, True):
+                with pytest.raises(ConfigError):
+                    load_profile(name, environ=environ, strict=strict_mode)

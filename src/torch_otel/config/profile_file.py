@@ -86,6 +86,37 @@ def escaped_for_upstream(data: Any) -> Any:
     return data
 
 
+class ProfileView:
+    """Attribute access over a built-in profile's data, as the upstream typed model has it.
+
+    Missing keys read as None, and ``otlp_file/development`` as ``otlp_file_development``:
+    exactly the parts ``profiles.py`` and ``specs.py`` read.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        key = name.replace("_development", "/development")
+        return _view(self._data.get(key if key in self._data else name))
+
+    def __getitem__(self, key: str) -> Any:
+        return _view(self._data[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return _view(self._data.get(key, default))
+
+
+def _view(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ProfileView(value)
+    if isinstance(value, list):
+        return [_view(item) for item in value]
+    return value
+
+
 def load_validated(data: Any, path: Path) -> Any:
     """Validate resolved data with ``opentelemetry-configuration``; its typed model.
 

@@ -170,6 +170,7 @@ def load_profile(
     environ: Mapping[str, str],
     output: str | None = None,
     use_cache: bool = True,
+    strict: bool = False,
 ) -> Profile:
     """Load and validate a profile against ``environ``; every mistake raises ConfigError.
 
@@ -180,6 +181,12 @@ def load_profile(
     variables it references) unless ``use_cache`` is false: every Python process
     of a job would otherwise pay a few hundred milliseconds for
     ``opentelemetry-configuration`` at start-up.
+
+    A built-in profile is read as plain data (:class:`ProfileView`): it ships with
+    the package, and the test suite checks that it passes ``opentelemetry-configuration``
+    and reads the same both ways, in every environment it tries. Importing and running
+    that validator costs about 0.3 s, which ``torch-otel run`` would otherwise add to
+    every job. Any other profile is validated by it (``strict`` does so for built-ins).
     """
     path = resolve_profile_path(name_or_path)
     environ = profile_environment(name_or_path, output, environ)
@@ -192,10 +199,12 @@ def load_profile(
                 return Profile.from_cache(parsed)
         except (OSError, ValueError, TypeError, KeyError):
             pass  # stale or foreign: load the file properly below
-    from torch_otel.config.profile_file import load_validated, read_profile_data
+    from torch_otel.config.profile_file import ProfileView, load_validated, read_profile_data
 
     data = read_profile_data(path, environ)  # also refuses FIFOs, huge and hostile files
     fingerprint = profile_fingerprint(path, environ)
+    if name_or_path in BUILTIN_PROFILES and not strict:
+        return _profile_from_config(ProfileView(data or {}), name_or_path, path, fingerprint)
     from opentelemetry.configuration import ConfigurationError
 
     try:
