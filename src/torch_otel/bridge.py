@@ -186,6 +186,8 @@ class TorchOtelBridge:
             self._stop_compile_health()
             self.pipeline.shutdown(self._deadline(timeout_s))
             self._close_telemetry(max(deadline - time.monotonic(), 0.5))
+            if self.pipeline.spill is not None:
+                self.pipeline.spill.close()  # what is left stays on disk, for the next sender
         if self.settings.debug:
             debug_output.disable()
         return self.stats.snapshot()

@@ -256,3 +256,33 @@ def test_bad_spill_input_is_named_and_nothing_else_is_lost(tmp_path: Path) -> No
     assert result.returncode == 1  # the newer segment stays, and replay says so
     assert "newer torch-otel" in result.stderr and len(result.stderr.strip().splitlines()) <= 3
     assert newer.exists() and (spill / "README").exists()
+
+
+def test_exit_deadline_moves_what_is_in_memory_to_disk(tmp_path: Path) -> None:
+    """The export thread is stuck on a stalled collector while records pile up in memory;
+    at the exit deadline they go to disk instead of being dropped."""
+    spill = tmp_path / "spill"
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        JOB.replace(
+            'print("done", flush=True)',
+            "time.sleep(2.5)\nfor i in range(1900):\n    log.debug('late-%d', i)",
+        )
+    )
+    with OtlpReceiver() as receiver:
+        receiver.stall()
+        environment = clean_env({
+            "TORCH_OTEL_EXPORTER": "otlp-grpc", "OTEL_EXPORTER_OTLP_ENDPOINT":
+            receiver.grpc_endpoint, "TORCH_OTEL_SPILL_DIR": str(spill),
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "30000", "TORCH_OTEL_FLUSH_TIMEOUT": "2"})  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, str(script), "early", "100", "50", "0"],
+            env=environment, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = report_line(result.stderr)
+    assert left_on_disk(line) == 2000 and "0 dropped" in line, line
+    with OtlpReceiver() as receiver:
+        assert replay(spill, receiver).returncode == 0
+        bodies = Counter(record.body.split("-")[0] for record in receiver.log_records())
+    assert bodies == {"early": 100, "late": 1900}

@@ -172,11 +172,11 @@ class ExportPipeline:
         ``after_shutdown``) and count whatever is still queued or in flight as
         ``shutdown``. Returns that count. Safe to call from a signal handler's path."""
         self._buffer.close(names.DROP_AFTER_SHUTDOWN)
-        on_disk = self._spill_leftovers() if self._spill_only() else 0
+        if self._spill_only():
+            self._spill_leftovers()
         with self._idle:
             self._stop = True
             leftover = self._buffer.clear() * max(1, len(self._sinks or ())) + self._in_flight
-            leftover = max(leftover - on_disk, 0)
             if leftover or self._busy:
                 self._abandon = True  # the thread's later counts would double these
             self._in_flight = 0
@@ -389,19 +389,18 @@ class ExportPipeline:
     def _spill_pending(self) -> bool:
         return self.spill is not None and self.spill.has_pending()
 
-    def _spill_leftovers(self) -> int:
-        """At shutdown: what is still in memory goes to disk (OTLP); returns records kept."""
+    def _spill_leftovers(self) -> None:
+        """At shutdown: what is still in memory goes to disk (OTLP) instead of being lost."""
         if self.spill is None or self.spill.disabled is not None:
-            return 0
-        captured, charged = self._buffer.take(1 << 30, 1 << 62)
-        try:
-            kept = 0
-            for request in self._encode("otlp", captured) if captured else ():
-                if self.spill.append(request):
-                    kept += len(request)
-            return kept
-        finally:
-            self._buffer.release(charged)
+            return
+        while len(self._buffer):
+            captured, charged = self._buffer.take(1 << 30, 1 << 62)
+            try:
+                for request in self._encode("otlp", captured) if captured else ():
+                    if not self.spill.append(request):
+                        self._stats.count_drop(names.DROP_SPILL_FULL, len(request))
+            finally:
+                self._buffer.release(charged)
 
     def _count_delivery(self, size: int, rejected: int, sink: Sink) -> None:
         """A delivered request; a partial success's rejected records are counted as lost."""
