@@ -30,22 +30,20 @@ def torch_is_usable() -> bool:
 
 def application_logger_provider() -> Any:
     """The global LoggerProvider when the application set an SDK one itself."""
-    # An application that set a provider has imported the logs API; one that has
-    # not cannot have set one. So the common case costs no OTel import here,
-    # and the SDK class is recognised by its module, not by importing it.
-    logs_api = sys.modules.get("opentelemetry._logs")
-    if logs_api is None:
-        return None
-    provider = logs_api.get_logger_provider()
-    module = type(provider).__module__
-    return provider if module.startswith("opentelemetry.sdk._logs") else None
+    return _sdk_global("opentelemetry._logs", "get_logger_provider", "opentelemetry.sdk._logs")
 
 
 def application_meter_provider() -> Any:
-    """The global MeterProvider when the application set an SDK one (no import otherwise)."""
-    metrics_api = sys.modules.get("opentelemetry.metrics")
-    if metrics_api is None:
+    """The global MeterProvider when the application set an SDK one itself."""
+    return _sdk_global("opentelemetry.metrics", "get_meter_provider", "opentelemetry.sdk.metrics")
+
+
+def _sdk_global(api_module: str, getter: str, sdk_prefix: str) -> Any:
+    """An application that set a provider has imported the API; one that has not cannot
+    have set one. So the common case imports nothing, and the SDK class is recognised
+    by its module, not by importing it."""
+    api = sys.modules.get(api_module)
+    if api is None:
         return None
-    provider = metrics_api.get_meter_provider()
-    module = type(provider).__module__
-    return provider if module.startswith("opentelemetry.sdk.metrics") else None
+    provider = getattr(api, getter)()
+    return provider if type(provider).__module__.startswith(sdk_prefix) else None

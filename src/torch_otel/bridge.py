@@ -48,7 +48,7 @@ from torch_otel.export.files import OutputFiles
 from torch_otel.export.pipeline import ExportPipeline, PipelineSettings
 from torch_otel.export.requests import RequestBuilder
 from torch_otel.export.sink import ExporterSink, ProviderSink, Sink
-from torch_otel.lifecycle import ExitHooks
+from torch_otel.lifecycle import ExitCallbacks, ExitHooks
 from torch_otel.names import TORCH_DISTRIBUTED_RANK
 from torch_otel.stats import BridgeStats, StatsSnapshot, exit_line
 
@@ -128,10 +128,12 @@ class TorchOtelBridge:
             self.handler, self.resolver, console=settings.console, trace_handler=self.trace_handler
         )
         self._hooks = ExitHooks(
-            on_exit=self._at_exit,
-            on_fork_child=self._after_fork_in_child,
-            on_prepare_exit=self._prepare_export,
-            on_exit_interrupted=self._at_exit_interrupted,
+            ExitCallbacks(
+                on_exit=self._at_exit,
+                on_fork_child=self._after_fork_in_child,
+                on_prepare_exit=self._prepare_export,
+                on_exit_interrupted=self._at_exit_interrupted,
+            )
         )
 
     # -- public API ------------------------------------------------------------------

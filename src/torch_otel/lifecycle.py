@@ -30,23 +30,29 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class ExitCallbacks:
+    """What a bridge does at each process event."""
+
+    on_exit: Callable[[], None]
+    """The exit flush (atexit, SIGTERM, a multiprocessing child's finalizer)."""
+    on_fork_child: Callable[[], None]
+    """In a forked child, before it runs anything else."""
+    on_prepare_exit: Callable[[], None] | None = None
+    """While the interpreter can still import (threading's exit hook, before atexit)."""
+    on_exit_interrupted: Callable[[int], None] | None = None
+    """A signal ended the exit flush early (its number)."""
 
 
 class ExitHooks:
     """Registers and unregisters the process-level hooks for one bridge."""
 
-    def __init__(
-        self,
-        on_exit: Callable[[], None],
-        on_fork_child: Callable[[], None],
-        on_prepare_exit: Callable[[], None] | None = None,
-        on_exit_interrupted: Callable[[int], None] | None = None,
-    ) -> None:
-        self._on_exit = on_exit
-        self._on_fork_child = on_fork_child
-        self._on_prepare_exit = on_prepare_exit
-        self._on_exit_interrupted = on_exit_interrupted
+    def __init__(self, callbacks: ExitCallbacks) -> None:
+        self._callbacks = callbacks
         self._prepare_registered = False
         self._previous_sigterm: Any = None
         self._sigterm_installed = False
@@ -88,7 +94,7 @@ class ExitHooks:
         own exit-time logging.
         """
         register = getattr(threading, "_register_atexit", None)
-        if self._on_prepare_exit is None or register is None or self._prepare_registered:
+        if self._callbacks.on_prepare_exit is None or register is None or self._prepare_registered:
             return
         try:
             register(self._run_prepare_exit)
@@ -97,9 +103,9 @@ class ExitHooks:
             pass
 
     def _run_prepare_exit(self) -> None:
-        if self._active and self._on_prepare_exit is not None:
+        if self._active and self._callbacks.on_prepare_exit is not None:
             try:
-                self._on_prepare_exit()
+                self._callbacks.on_prepare_exit()
             except Exception:  # pragma: no cover - the flush reports what it could not do
                 pass
 
@@ -110,10 +116,10 @@ class ExitHooks:
         guard = _ExitSignalGuard()
         try:
             with guard:
-                self._on_exit()
+                self._callbacks.on_exit()
         except _ExitInterrupted as interrupted:
-            if self._on_exit_interrupted is not None:
-                self._on_exit_interrupted(interrupted.signum)
+            if self._callbacks.on_exit_interrupted is not None:
+                self._callbacks.on_exit_interrupted(interrupted.signum)
             _die_by(interrupted.signum)
 
     def _install_sigterm(self) -> None:
@@ -144,7 +150,7 @@ class ExitHooks:
         if not self._active:
             return
         # The signal handler and atexit registration are inherited as they are.
-        self._on_fork_child()
+        self._callbacks.on_fork_child()
 
 
 class _ExitInterrupted(BaseException):

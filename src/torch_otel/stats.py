@@ -97,6 +97,9 @@ class BridgeStats:
     """
 
     def __init__(self) -> None:
+        self._start_from_zero()
+
+    def _start_from_zero(self) -> None:
         self._lock = threading.Lock()
         self.records_accepted = 0
         self.records_emitted = 0
@@ -142,11 +145,5 @@ class BridgeStats:
             )
 
     def reset_after_fork(self) -> None:
-        """A forked child starts from zero: the parent reports its own counts."""
-        self._lock = threading.Lock()
-        self.records_accepted = 0
-        self.records_emitted = 0
-        self.records_exported = 0
-        self.records_spilled = 0
-        self.spill_torn = 0
-        self._dropped = Counter()
+        """A forked child starts from zero (fresh lock too): the parent reports its own."""
+        self._start_from_zero()

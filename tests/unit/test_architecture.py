@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "stats": 1,
     "debug_output": 1,
     "redaction": 1,
+    "import_watch": 1,
     "capture": 2,
     "config": 2,
     "trace": 3,

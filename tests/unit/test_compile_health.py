@@ -359,7 +359,7 @@ def test_hooks_wait_for_the_import_and_two_bridges_both_get_it(
     import importlib
     import sys
 
-    from torch_otel.capture._torch_compile import _ImportWatcher
+    from torch_otel.import_watch import ImportWatcher
 
     package = tmp_path / "standin_pkg"
     package.mkdir()
@@ -367,7 +367,7 @@ def test_hooks_wait_for_the_import_and_two_bridges_both_get_it(
     (package / "dynamo.py").write_text("LOADED = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     ran: list[str] = []
-    watchers = [_ImportWatcher("standin_pkg.dynamo", lambda n=n: ran.append(n)) for n in "ab"]
+    watchers = [ImportWatcher("standin_pkg.dynamo", lambda n=n: ran.append(n)) for n in "ab"]
     for watcher in watchers:
         sys.meta_path.insert(0, watcher)
     try:

@@ -38,22 +38,15 @@ import it, so the hooks are attached right after it is imported (by
 
 from __future__ import annotations
 
-import importlib.machinery
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from torch_otel.capture import compile_events as events
 from torch_otel.capture._torch import DistributedRankReader, compile_context_reader
-from torch_otel.capture.compile_events import (
-    CodeLocation,
-    CompileEnded,
-    CompileEvent,
-    CompileFinished,
-    CompileStarted,
-    GraphBreak,
-)
+from torch_otel.import_watch import ImportWatcher
 
 DYNAMO = "torch._dynamo"
 
@@ -74,13 +67,13 @@ _MAX_FRAME_WALK = 12
 class CompileHooks:
     """Attaches to torch's compile hooks (now, or once ``torch._dynamo`` is imported)."""
 
-    def __init__(self, emit: Callable[[CompileEvent], None]) -> None:
+    def __init__(self, emit: Callable[[events.CompileEvent], None]) -> None:
         self._emit = emit
         self._read_context = compile_context_reader()
         self._read_rank = DistributedRankReader()
         self._active = False
         self._attached = False
-        self._watcher: _ImportWatcher | None = None
+        self._watcher: ImportWatcher | None = None
         self._restore: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
@@ -97,7 +90,7 @@ class CompileHooks:
             if _dynamo_imported():
                 self._attach()
             else:
-                self._watcher = _ImportWatcher(DYNAMO, self._attach_after_import)
+                self._watcher = ImportWatcher(DYNAMO, self._attach_after_import)
                 sys.meta_path.insert(0, self._watcher)
 
     def uninstall(self) -> None:
@@ -219,7 +212,7 @@ class CompileHooks:
             return
         try:
             self._emit(
-                CompileStarted(
+                events.CompileStarted(
                     self._compile_id(args),
                     _trigger(args),
                     time.monotonic(),
@@ -236,7 +229,9 @@ class CompileHooks:
         if not self._active:
             return
         try:
-            self._emit(CompileEnded(self._compile_id(args), _trigger(args), time.monotonic()))
+            self._emit(
+                events.CompileEnded(self._compile_id(args), _trigger(args), time.monotonic())
+            )
         except Exception:
             pass
 
@@ -247,10 +242,10 @@ class CompileHooks:
             compile_id = getattr(context, "compile_id", None)
         return "?" if compile_id is None else str(compile_id)
 
-    def _finished(self, metrics: Any) -> CompileFinished:
+    def _finished(self, metrics: Any) -> events.CompileFinished:
         name = getattr(metrics, "co_name", None)
         code = (
-            CodeLocation(
+            events.CodeLocation(
                 str(name),
                 str(getattr(metrics, "co_filename", None) or ""),
                 int(getattr(metrics, "co_firstlineno", None) or 0),
@@ -270,7 +265,7 @@ class CompileHooks:
         compile_id = getattr(metrics, "compile_id", None)
         reason = getattr(metrics, "recompile_reason", None)
         restart_reasons = getattr(metrics, "restart_reasons", None)
-        return CompileFinished(
+        return events.CompileFinished(
             str(compile_id) if compile_id else None,
             code,
             getattr(metrics, "fail_type", None),
@@ -282,20 +277,22 @@ class CompileHooks:
             self._read_rank(),
         )
 
-    def _graph_break(self, tx: Any, exc: Any, reason: Any) -> GraphBreak:
+    def _graph_break(self, tx: Any, exc: Any, reason: Any) -> events.GraphBreak:
         break_type = getattr(exc, "gb_type", None) if exc is not None else None
         if not break_type:
             break_type = type(exc).__name__ if exc is not None else str(reason).split("\n")[0]
         stack = getattr(exc, "real_stack", None)
         if stack:
             last = stack[-1]
-            location = CodeLocation(str(last.name), str(last.filename), int(last.lineno or 0))
+            location = events.CodeLocation(
+                str(last.name), str(last.filename), int(last.lineno or 0)
+            )
         else:
             code = tx.f_code
-            location = CodeLocation(code.co_name, code.co_filename, int(tx.lineno or 0))
+            location = events.CodeLocation(code.co_name, code.co_filename, int(tx.lineno or 0))
         context = self._read_context()
         compile_id = getattr(context, "compile_id", None)
-        return GraphBreak(
+        return events.GraphBreak(
             None if compile_id is None else str(compile_id),
             str(break_type),
             location,
@@ -325,7 +322,7 @@ def _trigger(args: Any) -> str:
     return name.lower() if isinstance(name, str) else "dynamo"
 
 
-def _compiling_code() -> CodeLocation | None:
+def _compiling_code() -> events.CodeLocation | None:
     """The code object dynamo is compiling, from its ``compile_inner`` frame (own thread)."""
     frame = sys._getframe(2)
     for _ in range(_MAX_FRAME_WALK):
@@ -335,7 +332,7 @@ def _compiling_code() -> CodeLocation | None:
             code = frame.f_locals.get("code")
             if code is None:
                 return None
-            return CodeLocation(code.co_name, code.co_filename, code.co_firstlineno)
+            return events.CodeLocation(code.co_name, code.co_filename, code.co_firstlineno)
         frame = frame.f_back
     return None
 
@@ -344,36 +341,3 @@ def _phase_stack() -> Any:
     utils = sys.modules.get("torch._dynamo.utils")
     logger = getattr(utils, "CHROMIUM_EVENT_LOG", None)
     return logger.get_stack() if logger is not None else None
-
-
-class _ImportWatcher:
-    """A meta path finder that runs ``then`` right after ``name`` has been imported."""
-
-    def __init__(self, name: str, then: Callable[[], None]) -> None:
-        self._name = name
-        self._then = then
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != self._name:
-            return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)  # one shot; also avoids recursion below
-        spec = None
-        for finder in list(sys.meta_path):  # the others (another bridge's watcher too)
-            find_spec = getattr(finder, "find_spec", None)
-            spec = find_spec(fullname, path, target) if find_spec is not None else None
-            if spec is not None:
-                break
-        else:
-            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None:
-            return spec
-        original_exec = spec.loader.exec_module
-        then = self._then
-
-        def exec_module(module: Any) -> None:
-            original_exec(module)
-            then()
-
-        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
