@@ -554,8 +554,8 @@ def main() -> int:
                     "goal-3",
                     logs["ratio"],
                     1.0,
-                    f"torch.compile wall time per round, broad TORCH_LOGS (ratio: median of {rounds} "
-                    f"alternating rounds in one process): bridge OTLP --no-console "
+                    f"torch.compile wall time per round, broad TORCH_LOGS (ratio: median of "
+                    f"{rounds} alternating rounds in one process): bridge OTLP --no-console "
                     f"{logs['B']:.3f} s, torch stderr to /dev/null {logs['A']:.3f} s",
                 )
             )
@@ -568,7 +568,8 @@ def main() -> int:
                     "goal-3b",
                     idle["ratio"],
                     1.01,
-                    f"torch.compile wall time per round, nothing enabled (ratio: median of {rounds} paired rounds): "
+                    f"torch.compile wall time per round, nothing enabled (ratio: median of "
+                    f"{rounds} paired rounds): "
                     f"installed {idle['B']:.3f} s, not installed {idle['A']:.3f} s",
                 )
             )
@@ -623,7 +624,8 @@ def main() -> int:
                     "goal-5",
                     trace["ratio"],
                     1.0,
-                    f"torch.compile wall time per round, structured trace (ratio: median of {rounds} paired rounds): "
+                    f"torch.compile wall time per round, structured trace (ratio: median of "
+                    f"{rounds} paired rounds): "
                     f"--trace over OTLP {trace['B']:.3f} s, TORCH_TRACE to a local file "
                     f"{trace['A']:.3f} s",
                 )
