@@ -48,7 +48,8 @@ def install(
         **options: ``output``, ``console``, ``trace``, ``service_name``,
             ``max_queue_records``, ``max_queue_bytes``, ``max_batch_bytes``,
             ``max_body_bytes``, ``flush_timeout_s``, ``ranks``,
-            ``artifact_ranks``, ``debug`` (see ``docs/reference.md``).
+            ``artifact_ranks``, ``dedup``, ``dedup_min_bytes``, ``debug`` (see
+            ``docs/reference.md``).
 
     Raises:
         ConfigError: a setting, profile, endpoint or ``TORCH_LOGS`` is invalid.

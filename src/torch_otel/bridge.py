@@ -23,6 +23,7 @@ from typing import Any
 
 from torch_otel import debug_output
 from torch_otel import environment_variables as env
+from torch_otel.capture import _torch
 from torch_otel.capture.buffer import RecordBuffer
 from torch_otel.capture.components import ComponentResolver
 from torch_otel.capture.handler import BridgeHandler, parse_trace_id_filter
@@ -30,7 +31,7 @@ from torch_otel.capture.records import CapturedRecord
 from torch_otel.capture.sync import TorchLoggingSync, validate_torch_logs
 from torch_otel.config.profiles import BatchSettings, Profile, default_profile_name, load_profile
 from torch_otel.config.resource import distributed_environment
-from torch_otel.config.settings import BridgeSettings
+from torch_otel.config.settings import DEDUP_STORE_TIMEOUT_S, BridgeSettings
 from torch_otel.config.specs import warn_if_unencrypted
 from torch_otel.export.pipeline import ExportPipeline, PipelineSettings
 from torch_otel.export.requests import RequestBuilder
@@ -78,10 +79,22 @@ class TorchOtelBridge:
         self.files = OutputFiles()
         self.resolver = ComponentResolver()
         self.buffer = self._make_buffer(settings.max_queue_records or batch.max_queue_records)
+        self.rank_reader = _torch.DistributedRankReader()
         self.handler = BridgeHandler(
             self.buffer,
             trace_id_filter=parse_trace_id_filter(self.environ.get(env.TORCH_LOGS_TRACE_ID_FILTER)),
+            rank_reader=self.rank_reader,
         )
+        self.claims: Any = None
+        if settings.dedup:
+            from torch_otel.export.dedup import StoreClaims, job_scope
+
+            self.claims = StoreClaims(
+                self._job_store,
+                scope=job_scope(distributed_environment(self.environ)),
+                timeout_s=DEDUP_STORE_TIMEOUT_S,
+                stats=self.stats,
+            )
         self.requests = RequestBuilder(
             self._make_mapper,
             max_batch_records=batch.max_batch_records,
@@ -106,7 +119,7 @@ class TorchOtelBridge:
         if settings.trace:
             from torch_otel.trace.handler import TraceHandler
 
-            self.trace_handler = TraceHandler(self.buffer)
+            self.trace_handler = TraceHandler(self.buffer, rank_reader=self.rank_reader)
         self.sync = TorchLoggingSync(
             self.handler, self.resolver, console=settings.console, trace_handler=self.trace_handler
         )
@@ -193,6 +206,7 @@ class TorchOtelBridge:
             self.settings.exporter or default_profile_name(self.environ),
             environ=self.environ,
             output=self.settings.output,
+            announce=True,
         )
         _log.debug("torch-otel: %s", profile.describe())
         for spec in profile.exporters:
@@ -221,10 +235,34 @@ class TorchOtelBridge:
             service_name=self.settings.service_name,
             profile_attributes=self.profile.resource_attributes if self.profile else None,
         )
-        mapper = RecordMapper(self.resolver, resource, max_body_bytes=self.settings.max_body_bytes)
+        mapper = RecordMapper(
+            self.resolver,
+            resource,
+            max_body_bytes=self.settings.max_body_bytes,
+            claims=self.claims,
+            dedup_min_bytes=self.settings.dedup_min_bytes,
+            job_attributes=self._job_attributes(),
+        )
         if self._telemetry is not None:
             mapper.span_lookup = self._telemetry.span_context_for
         return mapper
+
+    def _job_attributes(self) -> dict[str, Any]:
+        """With the application's provider (whose resource is its own): the launcher's
+        rank, local rank, world size and job ids that resource lacks, on every record."""
+        if self.logger_provider is None:
+            return {}
+        resource = getattr(getattr(self.logger_provider, "resource", None), "attributes", {})
+        return {
+            key: value
+            for key, value in distributed_environment(self.environ).items()
+            if key not in resource
+        }
+
+    def _job_store(self) -> Any:
+        """The default group's store now, else the last one the compile thread saw."""
+        store = _torch.default_group_store()
+        return store if store is not None else self.rank_reader.store
 
     def _make_sinks(self) -> list[Sink]:
         from torch_otel.export.exporters import build_log_sink
@@ -301,6 +339,8 @@ class TorchOtelBridge:
         self.stats.reset_after_fork()
         self.files.forget_after_fork()
         self.requests.reset()  # new process: new pid in the resource
+        if self.claims is not None:
+            self.claims.reinit_after_fork()
         self._telemetry = None  # the parent's open spans are the parent's
         self._providers = None
         self.handler.ignored_thread_ids = frozenset()

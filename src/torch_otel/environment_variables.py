@@ -19,7 +19,8 @@ TORCH_OTEL_EXPORTER = "TORCH_OTEL_EXPORTER"
 ``otlp-http``, ``file``, ``none``) or a path to a declarative-config YAML file."""
 
 TORCH_OTEL_OUTPUT = "TORCH_OTEL_OUTPUT"
-"""Output path of the ``file`` profile (OTLP/JSON lines)."""
+"""Output path of the ``file`` profile (OTLP/JSON lines); ``{rank}`` and ``{pid}`` are
+replaced by each process's rank and pid."""
 
 TORCH_OTEL_CONSOLE = "TORCH_OTEL_CONSOLE"
 """``1`` (default) keeps torch's own stderr output; ``0`` removes it."""
@@ -47,6 +48,13 @@ TORCH_OTEL_RANKS = "TORCH_OTEL_RANKS"
 
 TORCH_OTEL_ARTIFACT_RANKS = "TORCH_OTEL_ARTIFACT_RANKS"
 """Per-artifact rank filter, e.g. ``output_code=0,graph_code=0``."""
+
+TORCH_OTEL_DEDUP = "TORCH_OTEL_DEDUP"
+"""``1``: large bodies identical across the job's ranks are sent once (cross-rank
+de-duplication through the job's ``torch.distributed`` store)."""
+
+TORCH_OTEL_DEDUP_MIN_BYTES = "TORCH_OTEL_DEDUP_MIN_BYTES"
+"""Smallest body (UTF-8 bytes) that is hashed and de-duplicated (default 4096)."""
 
 TORCH_OTEL_DEBUG = "TORCH_OTEL_DEBUG"
 """``1`` prints torch-otel's own decisions (profile chosen, provider reused)."""
@@ -99,6 +107,8 @@ def torch_otel_settings() -> list[str]:
         TORCH_OTEL_FLUSH_TIMEOUT,
         TORCH_OTEL_RANKS,
         TORCH_OTEL_ARTIFACT_RANKS,
+        TORCH_OTEL_DEDUP,
+        TORCH_OTEL_DEDUP_MIN_BYTES,
         TORCH_OTEL_DEBUG,
     ]
 

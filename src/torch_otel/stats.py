@@ -15,6 +15,11 @@ message can rely on them:
 ``render_error``
     a record could not be turned into an OTel record at all (never expected:
     bad content is normally exported with a marker instead).
+
+With ``dedup``, ``bodies`` counts what happened to each large body (per record
+built): ``published`` (first in the job: sent in full), ``referenced`` (sent
+before: sent as a reference) and ``uncoordinated`` (sent in full because the
+job's store could not be asked: no process group, a store error or timeout).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class StatsSnapshot:
     records_emitted: int
     records_exported: int
     dropped: dict[str, int] = field(default_factory=dict)
+    bodies: dict[str, int] = field(default_factory=dict)
 
     @property
     def records_dropped(self) -> int:
@@ -49,7 +55,8 @@ class BridgeStats:
     * ``records_emitted``: OTel log records built from them (a chunked record
       becomes several);
     * ``records_exported``: OTel log records the exporter(s) acknowledged;
-    * ``dropped``: records lost, by reason (see module docstring).
+    * ``dropped``: records lost, by reason (see module docstring);
+    * ``bodies``: with ``dedup``, large bodies by outcome (see module docstring).
     """
 
     def __init__(self) -> None:
@@ -58,6 +65,7 @@ class BridgeStats:
         self.records_emitted = 0
         self.records_exported = 0
         self._dropped: Counter[str] = Counter()
+        self._bodies: Counter[str] = Counter()
 
     def count_accepted(self) -> None:
         # Called on the compile thread under the buffer's lock; a plain
@@ -67,6 +75,10 @@ class BridgeStats:
     def count_drop(self, reason: str, count: int = 1) -> None:
         with self._lock:
             self._dropped[reason] += count
+
+    def count_body(self, outcome: str) -> None:
+        with self._lock:
+            self._bodies[outcome] += 1
 
     def count_emitted(self, count: int) -> None:
         with self._lock:
@@ -83,6 +95,7 @@ class BridgeStats:
                 records_emitted=self.records_emitted,
                 records_exported=self.records_exported,
                 dropped={reason: count for reason, count in self._dropped.items() if count},
+                bodies={outcome: count for outcome, count in self._bodies.items() if count},
             )
 
     def reset_after_fork(self) -> None:
@@ -92,3 +105,4 @@ class BridgeStats:
         self.records_emitted = 0
         self.records_exported = 0
         self._dropped = Counter()
+        self._bodies = Counter()

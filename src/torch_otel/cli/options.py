@@ -25,7 +25,10 @@ def add_bridge_options(parser: argparse.ArgumentParser) -> None:
         "console for demo)",
     )
     group.add_argument(
-        "--output", metavar="PATH", help="output file of the 'file' profile (OTLP/JSON lines)"
+        "--output",
+        metavar="PATH",
+        help="output file of the 'file' profile (OTLP/JSON lines); {rank} and {pid} are "
+        "replaced by each process's rank and pid",
     )
     group.add_argument(
         "--no-console",
@@ -36,6 +39,12 @@ def add_bridge_options(parser: argparse.ArgumentParser) -> None:
         "--trace",
         action="store_true",
         help="also bridge torch's structured trace (TORCH_TRACE events, spans, metrics)",
+    )
+    group.add_argument(
+        "--dedup",
+        action="store_true",
+        help="send large bodies identical across the job's ranks once (the others send a "
+        "reference), coordinated through the job's torch.distributed store",
     )
 
 
@@ -50,6 +59,8 @@ def bridge_options(args: argparse.Namespace) -> dict[str, object]:
         options["console"] = False
     if args.trace:
         options["trace"] = True
+    if args.dedup:
+        options["dedup"] = True
     return options
 
 

@@ -29,6 +29,10 @@ DEFAULT_MAX_QUEUE_BYTES = 64 * MiB
 DEFAULT_MAX_BATCH_BYTES = 3 * MiB
 DEFAULT_MAX_BODY_BYTES = 1 * MiB
 DEFAULT_FLUSH_TIMEOUT_S = 5.0
+DEFAULT_DEDUP_MIN_BYTES = 4096
+DEDUP_STORE_TIMEOUT_S = 2.0
+"""How long the export thread waits for one answer of the job's store (``dedup``)
+before it stops asking and sends bodies in full."""
 # A request must hold one full chunk plus its attributes and framing.
 BATCH_HEADROOM_BYTES = 64 * 1024
 
@@ -38,6 +42,7 @@ BOUNDS = {
     "max_batch_bytes": Bounds(65 * KiB, 256 * MiB, unit="bytes"),
     "max_body_bytes": Bounds(1 * KiB, 64 * MiB, unit="bytes"),
     "flush_timeout_s": Bounds(0.001, 3600, integer=False, unit="s"),
+    "dedup_min_bytes": Bounds(64, 64 * MiB, unit="bytes"),
 }
 """The accepted range of each number setting (documented in docs/reference.md)."""
 
@@ -58,6 +63,8 @@ class BridgeSettings:
     flush_timeout_s: float = DEFAULT_FLUSH_TIMEOUT_S
     ranks: frozenset[int] | None = None
     artifact_ranks: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    dedup: bool = False
+    dedup_min_bytes: int = DEFAULT_DEDUP_MIN_BYTES
     debug: bool = False
     exporter_from_user: bool = False
     """True when the profile was chosen explicitly (argument or variable), which
@@ -96,6 +103,7 @@ class BridgeSettings:
         max_batch_bytes = number("max_batch_bytes", env.TORCH_OTEL_MAX_BATCH_BYTES)
         max_body_bytes = number("max_body_bytes", env.TORCH_OTEL_MAX_BODY_BYTES)
         flush_timeout = number("flush_timeout_s", env.TORCH_OTEL_FLUSH_TIMEOUT)
+        dedup_min_bytes = number("dedup_min_bytes", env.TORCH_OTEL_DEDUP_MIN_BYTES)
         settings = cls(
             exporter=os.fspath(exporter) if exporter is not None else None,
             output=os.fspath(output) if output is not None else None,
@@ -110,6 +118,8 @@ class BridgeSettings:
             ranks=rank_set(*pick("ranks", env.TORCH_OTEL_RANKS)),
             artifact_ranks=artifact_ranks(*pick("artifact_ranks", env.TORCH_OTEL_ARTIFACT_RANKS))
             or {},
+            dedup=boolean(*pick("dedup", env.TORCH_OTEL_DEDUP), default=False),
+            dedup_min_bytes=dedup_min_bytes or DEFAULT_DEDUP_MIN_BYTES,
             debug=boolean(*pick("debug", env.TORCH_OTEL_DEBUG), default=False),
             exporter_from_user=exporter is not None,
         )
