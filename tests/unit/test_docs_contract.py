@@ -25,6 +25,7 @@ def listed_in_reference(name: str) -> bool:
         *names.resource_attribute_names(),
         *names.metric_names(),
         *names.drop_reasons(),
+        *names.body_outcomes(),
         names.TORCH_COMPILE_OUTCOME,
         names.TORCH_COMPILE_PHASE,
         names.TORCH_COMPILE_CACHE,

@@ -109,10 +109,18 @@ def origin_table(tally: RecordTally) -> str:
 
 
 def summarize_files(paths: list[str], out: Any, err: Any, *, top: int = 10) -> int:
-    """``torch-otel summary``: tables from OTLP/JSON files; bad lines reported, skipped."""
+    """``torch-otel summary``: tables from OTLP/JSON files; bad lines reported, skipped.
+
+    De-duplicated records (``torch.artifact.body_ref``) count with the length of the
+    body they refer to, found anywhere in the inputs (``body_refs.py``), so the tables
+    are those of the same run without ``dedup``.
+    """
+    from torch_otel.cli.body_refs import body_ref, length_index
     from torch_otel.cli.otlp_json import BadLine, flatten_logs, iter_requests
 
     tally = RecordTally()
+    lengths = length_index()
+    references: list[tuple[dict[str, Any], str, Any]] = []
     bad: list[BadLine] = []
     signals: Counter[str] = Counter()
     for path in paths:
@@ -121,14 +129,28 @@ def summarize_files(paths: list[str], out: Any, err: Any, *, top: int = 10) -> i
             if signal != "logs":
                 continue
             for record in flatten_logs(request):
+                rank = record.resource.get(names.TORCH_DISTRIBUTED_RANK)
+                digest = body_ref(record.attributes)
+                if digest is not None:
+                    references.append((record.attributes, digest, rank))
+                    continue
                 body = record.body if isinstance(record.body, str) else ""
-                tally.add(
-                    record.attributes,
-                    len(body.encode("utf-8")),
-                    record.resource.get(names.TORCH_DISTRIBUTED_RANK),
-                )
+                length = len(body.encode("utf-8"))
+                lengths.add(record.attributes, length)
+                tally.add(record.attributes, length, rank)
+    unresolved = 0
+    for attributes, digest, rank in references:
+        length = lengths.resolve(digest)
+        unresolved += length is None
+        tally.add(attributes, length or 0, rank)
     for problem in bad:
         print(f"{problem.path}:{problem.line_number}: skipped: {problem.error}", file=err)
+    if unresolved:
+        print(
+            f"torch-otel: warning: {unresolved} records refer to a body (dedup) that is not "
+            "in these files; counted with length 0",
+            file=err,
+        )
     print(
         f"{tally.total} records ({tally.bytes_total / 2**20:.1f} MiB of text) from "
         f"{sum(signals.values())} export requests in {len(paths)} file(s)",
