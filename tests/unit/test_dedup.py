@@ -37,6 +37,9 @@ class Always:
         self.answer = answer
         self.asked: list[str] = []
 
+    def prepare(self, digests: list[str]) -> None:
+        pass
+
     def publishes(self, digest: str, owner: int) -> bool:
         self.asked.append(digest)
         return self.answer
@@ -141,6 +144,52 @@ def test_two_ranks_on_one_store_the_first_publishes_the_others_refer() -> None:
     assert store.add(f"{KEY_PREFIX}/job-1/{digest}", 0) == 2
     assert stats_a.snapshot().bodies == {"published": 2, "referenced": 1}
     assert stats_b.snapshot().bodies == {"referenced": 2}
+
+
+class CountingStore:
+    """A real HashStore that counts the requests made to it and from which threads."""
+
+    def __init__(self) -> None:
+        self.inner = dist.HashStore()
+        self.threads: list[str] = []
+
+    def add(self, key: str, value: int) -> int:
+        self.threads.append(threading.current_thread().name)
+        return int(self.inner.add(key, value))
+
+
+def test_a_batch_is_asked_about_in_one_wait_off_the_calling_thread() -> None:
+    from torch_otel.export.requests import RequestBuilder
+
+    store = CountingStore()
+    stats = BridgeStats()
+    mapper = RecordMapper(
+        ComponentResolver(),
+        build_resource(),
+        max_body_bytes=1 << 20,
+        claims=claims_on(store, stats),
+        dedup_min_bytes=64,
+    )
+    builder = RequestBuilder(lambda: mapper, max_batch_records=100, max_batch_bytes=1 << 22)
+    waits: list[int] = []
+    real_call = StoreClaims._call
+
+    def counted(self: StoreClaims, function: Any) -> Any:
+        waits.append(1)
+        return real_call(self, function)
+
+    bodies = [f"body {i}\n" + "x" * 100 for i in range(5)]
+    batch = [captured(text) for text in [*bodies, bodies[0], "small"]]
+    StoreClaims._call = counted  # type: ignore[method-assign]
+    try:
+        (request,) = builder.build("sdk", batch)
+    finally:
+        StoreClaims._call = real_call  # type: ignore[method-assign]
+    assert len(waits) == 1 and len(store.threads) == 5
+    assert set(store.threads) == {"torch-otel-store"}
+    assert [r.log_record.body for r in request] == [*bodies, "", "small"]
+    assert stats.snapshot().bodies == {"published": 5, "referenced": 1}
+    assert mapper.bodies._prepared == {}  # nothing of the batch is kept
 
 
 def test_keys_are_scoped_by_job() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from torch_otel import names
@@ -70,6 +71,8 @@ def valid_utf8(text: str) -> tuple[str, bool]:
 class Claims(Protocol):
     """Who sends a body (``dedup.StoreClaims``): True for the record that must."""
 
+    def prepare(self, digests: list[str]) -> None: ...
+
     def publishes(self, digest: str, owner: int) -> bool: ...
 
 
@@ -87,6 +90,31 @@ class BodySplitter:
         self.dedup_min_bytes = dedup_min_bytes
         self._group_prefix = os.urandom(6).hex()
         self._group_seq = 0
+        self._prepared: dict[int, tuple[str, str]] = {}
+
+    def prepare(self, messages: Iterable[str]) -> None:
+        """Hash a batch's large bodies up front and let ``claims`` ask about them all at
+        once (one wait for the store per batch, not one per body). Until :meth:`forget`,
+        :meth:`split` takes these hashes instead of computing them again."""
+        if self.claims is None:
+            return
+        for message in messages:
+            digest = self._digest(valid_utf8(message)[0])
+            if digest is not None:
+                self._prepared[id(message)] = (message, digest)
+        self.claims.prepare([digest for _, digest in self._prepared.values()])
+
+    def forget(self) -> None:
+        """Drop what :meth:`prepare` kept (the batch's bodies are no longer needed)."""
+        self._prepared.clear()
+
+    def _digest(self, body: str) -> str | None:
+        if len(body) * 4 < self.dedup_min_bytes:
+            return None
+        data = body.encode("utf-8")
+        if len(data) < self.dedup_min_bytes:
+            return None
+        return hashlib.sha256(data).hexdigest()
 
     def split(self, message: str, owner: int = 0) -> tuple[list[BodyPiece], str | None]:
         """The pieces of ``message`` and, if it had to be repaired, why.
@@ -98,10 +126,10 @@ class BodySplitter:
         body, escaped = valid_utf8(message)
         problem = INVALID_UTF8 if escaped else None
         tags: dict[str, Any] = {}
-        if self.claims is not None and len(body) * 4 >= self.dedup_min_bytes:
-            data = body.encode("utf-8")
-            if len(data) >= self.dedup_min_bytes:
-                digest = hashlib.sha256(data).hexdigest()
+        if self.claims is not None:
+            prepared = self._prepared.get(id(message))
+            digest = prepared[1] if prepared and prepared[0] is message else self._digest(body)
+            if digest is not None:
                 tags[names.TORCH_ARTIFACT_SHA256] = digest
                 if not self.claims.publishes(digest, owner):
                     return [("", {**tags, names.TORCH_ARTIFACT_BODY_REF: digest})], problem

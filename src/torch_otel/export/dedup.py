@@ -113,11 +113,25 @@ class StoreClaims:
         self._connect = connect
         self._decided: dict[str, int] = {}
         """sha256 -> token of the record that published it here (0: sent by another)."""
+        self._answered: dict[str, bool] = {}
+        """sha256 -> whether first in the job, asked ahead (:meth:`prepare`), no record yet."""
         self._client: Any = None
         self._client_of: Any = None
         self._thread: _StoreThread | None = None
         self.failure: str | None = None
         self._said_no_group = False
+
+    def prepare(self, digests: list[str]) -> None:
+        """Ask the store about every digest not decided yet, in one wait (a batch's)."""
+        unknown = [
+            digest
+            for digest in dict.fromkeys(digests)
+            if digest not in self._decided and digest not in self._answered
+        ]
+        if unknown and self.failure is None:
+            answers = self._ask(unknown)
+            if answers is not None:
+                self._answered.update(zip(unknown, answers, strict=True))
 
     def publishes(self, digest: str, owner: int) -> bool:
         """Whether the record ``owner`` (a token unique among live records) sends the body.
@@ -132,7 +146,10 @@ class StoreClaims:
                 return True
             self._stats.count_body(names.BODY_REFERENCED)
             return False
-        first = self._ask(digest) if self.failure is None else None
+        first = self._answered.pop(digest, None)
+        if first is None and self.failure is None:
+            answers = self._ask([digest])
+            first = answers[0] if answers is not None else None
         if first is None:
             self._stats.count_body(names.BODY_UNCOORDINATED)
             return True
@@ -146,8 +163,8 @@ class StoreClaims:
         self._thread = None
 
     # -- the store --------------------------------------------------------------------
-    def _ask(self, digest: str) -> bool | None:
-        """True if first in the job, False if not, None if the store cannot be asked."""
+    def _ask(self, digests: list[str]) -> list[bool] | None:
+        """For each digest, whether first in the job; None if the store cannot be asked."""
         store = self._find_store()
         if store is None:
             if not self._said_no_group:
@@ -157,10 +174,10 @@ class StoreClaims:
                     "large bodies are sent in full until there is one"
                 )
             return None
-        key = f"{KEY_PREFIX}/{self._scope}/{digest}"
+        keys = [f"{KEY_PREFIX}/{self._scope}/{digest}" for digest in digests]
         try:
             client = self._client_for(store)
-            count = self._call(lambda: client.add(key, 1))
+            counts = self._call(lambda: [client.add(key, 1) for key in keys])
         except Exception as error:
             self.failure = f"{type(error).__name__}: {error}".splitlines()[0][:300]
             _log.debug(
@@ -169,7 +186,7 @@ class StoreClaims:
                 self.failure,
             )
             return None
-        return int(count) == 1
+        return [int(count) == 1 for count in counts]
 
     def _client_for(self, store: Any) -> Any:
         if self._client is not None and self._client_of is store:
