@@ -98,7 +98,10 @@ class BodySplitter:
         :meth:`split` takes these hashes instead of computing them again."""
         if self.claims is None:
             return
+        smallest = self.dedup_min_bytes
         for message in messages:
+            if len(message) * 4 < smallest:  # at most 4 UTF-8 bytes per character
+                continue
             digest = self._digest(valid_utf8(message)[0])
             if digest is not None:
                 self._prepared[id(message)] = (message, digest)
@@ -126,7 +129,7 @@ class BodySplitter:
         body, escaped = valid_utf8(message)
         problem = INVALID_UTF8 if escaped else None
         tags: dict[str, Any] = {}
-        if self.claims is not None:
+        if self.claims is not None and len(body) * 4 >= self.dedup_min_bytes:
             prepared = self._prepared.get(id(message))
             digest = prepared[1] if prepared and prepared[0] is message else self._digest(body)
             if digest is not None:

@@ -176,8 +176,7 @@ class StoreClaims:
             return None
         keys = [f"{KEY_PREFIX}/{self._scope}/{digest}" for digest in digests]
         try:
-            client = self._client_for(store)
-            counts = self._call(lambda: [client.add(key, 1) for key in keys])
+            counts = self._call(lambda: self._add_all(store, keys))
         except Exception as error:
             self.failure = f"{type(error).__name__}: {error}".splitlines()[0][:300]
             _log.debug(
@@ -188,17 +187,16 @@ class StoreClaims:
             return None
         return [int(count) == 1 for count in counts]
 
-    def _client_for(self, store: Any) -> Any:
-        if self._client is not None and self._client_of is store:
-            return self._client
-        endpoint = _torch.store_endpoint(store)
-        if endpoint is None:
-            client = store  # in-process or file store: nothing to time out on the wire
-        else:
-            host, port = endpoint
-            client = self._call(lambda: self._connect(host, port, self._timeout_s))
-        self._client, self._client_of = client, store
-        return client
+    def _add_all(self, store: Any, keys: list[str]) -> list[int]:
+        """On the store thread: connect if needed, then one ``add`` per key."""
+        if self._client is None or self._client_of is not store:
+            endpoint = _torch.store_endpoint(store)
+            if endpoint is None:
+                client = store  # in-process or file store: nothing to time out on the wire
+            else:
+                client = self._connect(endpoint[0], endpoint[1], self._timeout_s)
+            self._client, self._client_of = client, store
+        return [int(self._client.add(key, 1)) for key in keys]
 
     def _call(self, function: Callable[[], Any]) -> Any:
         if self._thread is None:
