@@ -1,8 +1,8 @@
 """torch-otel at fleet scale: K ranks through a real collector, with and without ``dedup``.
 
-    python benchmarks/fleet.py                  # K = 8, 32, 64 (a few minutes on 2 cores)
+    python benchmarks/fleet.py                  # K = 8, 32, 64 (about 5 minutes on 2 cores)
     python benchmarks/fleet.py --quick          # K = 2, 4 and a synthetic mix: checks it runs
-    python benchmarks/fleet.py --ranks 8,16 --repeats 3
+    python benchmarks/fleet.py --ranks 8,16 --repeats 3 --compiles 2
 
 Each of K processes is one rank of a job: ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` and
 ``TORCHELASTIC_RUN_ID`` set, a default process group on the job's ``TCPStore`` (hosted
@@ -10,8 +10,11 @@ by this driver, as torchrun's agent hosts it; torch's ``fake`` backend, so that 
 rendezvous or collective runs), and the bridge installed with the ``otlp-grpc``
 profile pointed at Rotel (a real collector), which forwards to the loopback
 receiver. Every rank replays the same record mix, captured from a real compile at
-the start of the run (``overhead.py``'s), through torch's own loggers; the last rank
-replaces its largest body with one of its own (a rank whose compile differs). The
+the start of the run (``overhead.py``'s), through torch's own loggers, ``--compiles``
+times (default 4: a job compiles more than one graph): each time its large bodies
+start with a line naming that compile, so they differ from one compile to the next
+and are the same on every rank. The last rank replaces its largest body with one of
+its own (a rank whose compile differs). The
 ranks are forked, all at once, from one process that imported torch, so 64 ranks do
 not pay 64 imports of torch on 2 cores; each measures its own CPU (all its threads)
 from just before its replay to the end of its flush, after a warm-up record has
@@ -51,6 +54,16 @@ from overhead import _clean_env, _enable_for_mix, capture_mix, synthetic_mix  # 
 DEDUP_MIN_BYTES = 4096
 
 
+def compile_mix(mix: list[Any], compile_index: int) -> list[Any]:
+    """The mix as the ``compile_index``-th compile logs it: large bodies tagged with it."""
+    if compile_index == 0:
+        return list(mix)
+    return [
+        (name, level, f"# compile {compile_index}\n{message}" if len(message) >= 1024 else message)
+        for name, level, message in mix
+    ]
+
+
 # --------------------------------------------------------------------------------------
 # The ranks (forked from one zygote that imported torch)
 
@@ -77,17 +90,19 @@ def run_rank(args: argparse.Namespace, rank: int, mix: list[Any], out: Path) -> 
     options = {"exporter": "otlp-grpc", "console": False, "max_queue_records": 1 << 20}
     settings = BridgeSettings.resolve({**options, "dedup": args.dedup}, os.environ)
     bridge = TorchOtelBridge(settings).start()
-    replay = _enable_for_mix(mix)
+    replays = [_enable_for_mix(compile_mix(mix, n)) for n in range(args.compiles)]
     if rank == args.world - 1:  # the divergent rank: its largest body is its own
+        replay = replays[0]
         index = max(range(len(replay)), key=lambda i: len(replay[i][2]))
         logger, level, message = replay[index]
         replay[index] = (logger, level, f"# rank {rank} compiled this differently\n{message}")
-    warm_logger, warm_level, _ = replay[0]
+    warm_logger, warm_level, _ = replays[0][0]
     warm_logger.log(warm_level, "%s", "warm-up")
     assert bridge.flush(120)
     before = resource.getrusage(resource.RUSAGE_SELF)
-    for logger, level, message in replay:
-        logger.log(level, "%s", message)
+    for replay in replays:
+        for logger, level, message in replay:
+            logger.log(level, "%s", message)
     flushed = bridge.flush(600)
     after = resource.getrusage(resource.RUSAGE_SELF)
     counters = bridge.stop(60)
@@ -158,6 +173,7 @@ def one_run(
                 sys.executable, __file__, "--zygote", "--mix", str(mix_path),
                 "--world", str(k), "--store-port", str(store_port), "--endpoint",
                 rotel.grpc_endpoint, "--run-id", f"fleet-{tag}", "--out", out,
+                "--compiles", str(args.compiles),
             ] + (["--dedup"] if dedup else [])  # fmt: skip
             done = subprocess.run(
                 command, env=_clean_env(), capture_output=True, text=True, timeout=3600
@@ -211,6 +227,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="K = 2, 4 and a synthetic mix")
     parser.add_argument("--ranks", help="comma-separated K values (default 8,32,64)")
     parser.add_argument("--repeats", type=int, default=None, help="runs per K and variant")
+    parser.add_argument(
+        "--compiles", type=int, default=None, help="compiles each rank replays (default 4)"
+    )
     parser.add_argument("--zygote", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mix", help=argparse.SUPPRESS)
     parser.add_argument("--world", type=int, help=argparse.SUPPRESS)
@@ -227,7 +246,8 @@ def main() -> int:
     import torch.distributed as dist
 
     ks = [int(k) for k in (args.ranks or ("2,4" if args.quick else "8,32,64")).split(",")]
-    repeats = args.repeats or (1 if args.quick else 2)
+    repeats = args.repeats or (1 if args.quick else 4)
+    args.compiles = args.compiles or (1 if args.quick else 4)
     started = time.monotonic()
     store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     lines: list[str] = []
@@ -238,13 +258,17 @@ def main() -> int:
             mix_path.write_text(json.dumps(mix))
         else:
             mix = capture_mix(mix_path)
-        one_rank = sum(
-            len(m.encode("utf-8")) for _, _, m in mix if len(m.encode("utf-8")) >= DEDUP_MIN_BYTES
-        )
+        sizes = [
+            len(message.encode("utf-8"))
+            for n in range(args.compiles)
+            for _, _, message in compile_mix(mix, n)
+        ]
+        one_rank = sum(size for size in sizes if size >= DEDUP_MIN_BYTES)
         print(
             f"record mix: {len(mix)} records from "
-            f"{'a synthetic sample' if args.quick else 'a real compile'}; one rank's bodies of "
-            f">= {DEDUP_MIN_BYTES} B: {one_rank / 2**20:.2f} MiB",
+            f"{'a synthetic sample' if args.quick else 'a real compile'}, replayed as "
+            f"{args.compiles} compile(s) per rank; one rank's bodies of >= {DEDUP_MIN_BYTES} B: "
+            f"{one_rank / 2**20:.2f} MiB",
             flush=True,
         )
         for k in ks:

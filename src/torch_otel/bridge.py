@@ -333,6 +333,8 @@ class TorchOtelBridge:
 
         if self.settings.trace:
             self._get_telemetry()
+        if self.claims is not None:
+            self.claims.ready()
 
     def _after_fork_in_child(self) -> None:
         self.buffer.reinit_after_fork()

@@ -157,6 +157,11 @@ class StoreClaims:
         self._stats.count_body(names.BODY_PUBLISHED if first else names.BODY_REFERENCED)
         return first
 
+    def ready(self) -> None:
+        """Start the helper thread now (at exit, before new threads are refused)."""
+        if self._thread is None and self.failure is None:
+            self._thread = _StoreThread()
+
     def reinit_after_fork(self) -> None:
         """A forked child must not share the parent's connection or (dead) thread."""
         self._client = self._client_of = None
