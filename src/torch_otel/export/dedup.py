@@ -40,6 +40,9 @@ _log = logging.getLogger("torch_otel")
 
 STORE_THREAD_NAME = "torch-otel-store"
 KEY_PREFIX = "torch_otel/dedup"
+KEYS_PER_WAIT = 64
+"""Store requests per wait: ``timeout_s`` bounds the answer to at most this many (so a
+big batch over a slow network is not taken for a store that stopped answering)."""
 
 Connect = Callable[[str, int, float], Any]
 
@@ -180,8 +183,11 @@ class StoreClaims:
                 )
             return None
         keys = [f"{KEY_PREFIX}/{self._scope}/{digest}" for digest in digests]
+        counts: list[int] = []
         try:
-            counts = self._call(lambda: self._add_all(store, keys))
+            for start in range(0, len(keys), KEYS_PER_WAIT):
+                group = keys[start : start + KEYS_PER_WAIT]
+                counts += self._call(lambda group=group: self._add_all(store, group))
         except Exception as error:
             self.failure = f"{type(error).__name__}: {error}".splitlines()[0][:300]
             _log.debug(
