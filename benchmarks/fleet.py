@@ -1,6 +1,6 @@
 """torch-otel at fleet scale: K ranks through a real collector, with and without ``dedup``.
 
-    python benchmarks/fleet.py                  # K = 8, 32, 64 (about 5 minutes on 2 cores)
+    python benchmarks/fleet.py                  # K = 8, 32, 64 (about 6 minutes on 2 cores)
     python benchmarks/fleet.py --quick          # K = 2, 4 and a synthetic mix: checks it runs
     python benchmarks/fleet.py --ranks 8,16 --repeats 3 --compiles 2
 
