@@ -48,7 +48,8 @@ def install(
         **options: ``output``, ``console``, ``trace``, ``service_name``,
             ``max_queue_records``, ``max_queue_bytes``, ``max_batch_bytes``,
             ``max_body_bytes``, ``flush_timeout_s``, ``ranks``,
-            ``artifact_ranks``, ``debug``, ``compile_metrics``, ``slow_compile_s``
+            ``artifact_ranks``, ``dedup``, ``dedup_min_bytes``, ``debug``,
+            ``compile_metrics``, ``slow_compile_s``, ``spill_dir``, ``spill_max_bytes``
             (see ``docs/reference.md``).
 
     Raises:

@@ -31,6 +31,7 @@ from torch_otel.application import (
     application_meter_provider,
     torch_is_usable,
 )
+from torch_otel.capture import _torch
 from torch_otel.capture.buffer import RecordBuffer
 from torch_otel.capture.components import ComponentResolver
 from torch_otel.capture.handler import BridgeHandler, parse_trace_id_filter
@@ -41,8 +42,8 @@ from torch_otel.capture.sync import (
     validate_torch_logs,
 )
 from torch_otel.config.profiles import BatchSettings, Profile, default_profile_name, load_profile
-from torch_otel.config.resource import distributed_environment
-from torch_otel.config.settings import BridgeSettings
+from torch_otel.config.resource import distributed_environment, missing_job_attributes
+from torch_otel.config.settings import DEDUP_STORE_TIMEOUT_S, BridgeSettings
 from torch_otel.config.specs import OTLP_KINDS, warn_if_unencrypted
 from torch_otel.export.files import OutputFiles
 from torch_otel.export.pipeline import ExportPipeline, PipelineSettings
@@ -90,10 +91,22 @@ class TorchOtelBridge:
         self.files = OutputFiles()
         self.resolver = ComponentResolver()
         self.buffer = self._make_buffer(settings.max_queue_records or batch.max_queue_records)
+        self.rank_reader = _torch.DistributedRankReader()
         self.handler = BridgeHandler(
             self.buffer,
             trace_id_filter=parse_trace_id_filter(self.environ.get(env.TORCH_LOGS_TRACE_ID_FILTER)),
+            rank_reader=self.rank_reader,
         )
+        self.claims: Any = None
+        if settings.dedup:
+            from torch_otel.export.dedup import StoreClaims, job_scope
+
+            self.claims = StoreClaims(
+                self._job_store,
+                scope=job_scope(distributed_environment(self.environ)),
+                timeout_s=DEDUP_STORE_TIMEOUT_S,
+                stats=self.stats,
+            )
         self.requests = RequestBuilder(
             self._make_mapper,
             max_batch_records=batch.max_batch_records,
@@ -123,7 +136,7 @@ class TorchOtelBridge:
         if settings.trace:
             from torch_otel.trace.handler import TraceHandler
 
-            self.trace_handler = TraceHandler(self.buffer)
+            self.trace_handler = TraceHandler(self.buffer, rank_reader=self.rank_reader)
         self.sync = TorchLoggingSync(
             self.handler, self.resolver, console=settings.console, trace_handler=self.trace_handler
         )
@@ -224,6 +237,7 @@ class TorchOtelBridge:
             self.settings.exporter or default_profile_name(self.environ),
             environ=self.environ,
             output=self.settings.output,
+            announce=True,
         )
         _log.debug("torch-otel: %s", profile.describe())
         for spec in profile.exporters:
@@ -232,13 +246,9 @@ class TorchOtelBridge:
 
     def _make_spill(self) -> Any:
         """The spill directory's queue, for the OTLP exporters (None: memory only)."""
-        if self.settings.spill_dir is None:
-            return None
-        if not any(
-            spec.kind in OTLP_KINDS for spec in (self.profile.exporters if self.profile else ())
-        ):
-            _log.debug("torch-otel: spill directory ignored: no OTLP exporter in the profile")
-            return None
+        specs = self.profile.exporters if self.profile else []
+        if self.settings.spill_dir is None or not any(s.kind in OTLP_KINDS for s in specs):
+            return None  # (a spill directory without OTLP exporters has nothing to keep)
         from torch_otel.export.spill_queue import SpillQueue
 
         return SpillQueue(Path(self.settings.spill_dir), self.settings.spill_max_bytes, self.stats)
@@ -267,10 +277,22 @@ class TorchOtelBridge:
             service_name=self.settings.service_name,
             profile_attributes=self.profile.resource_attributes if self.profile else None,
         )
-        mapper = RecordMapper(self.resolver, resource, max_body_bytes=self.settings.max_body_bytes)
+        mapper = RecordMapper(
+            self.resolver,
+            resource,
+            max_body_bytes=self.settings.max_body_bytes,
+            claims=self.claims,
+            dedup_min_bytes=self.settings.dedup_min_bytes,
+            job_attributes=missing_job_attributes(self.logger_provider, self.environ),
+        )
         if self._telemetry is not None:
             mapper.span_lookup = self._telemetry.span_context_for
         return mapper
+
+    def _job_store(self) -> Any:
+        """The default group's store now, else the last one the compile thread saw."""
+        store = _torch.default_group_store()
+        return store if store is not None else self.rank_reader.store
 
     def _make_sinks(self) -> list[Sink]:
         from torch_otel.export.exporters import build_log_sink
@@ -317,18 +339,14 @@ class TorchOtelBridge:
         """Compile metrics and slow-compile events, when there is a meter provider."""
         if not self.settings.compile_metrics or not self._has_meter_provider():
             return
-        from torch_otel.capture._torch_compile import CompileHooks
-        from torch_otel.trace.health import CompileHealth
+        from torch_otel.trace.health_session import start_compile_health
 
-        self.health = CompileHealth(
+        self.health, self._compile_hooks = start_compile_health(
             meter=self._health_meter,
-            emit_record=self._offer_event_record,
+            emit_record=self.buffer.offer,  # also while stopping: before the last flush
             slow_compile_s=self.settings.slow_compile_s,
             fallback_rank=rank,
         )
-        self._compile_hooks = CompileHooks(self.health.offer)
-        self._compile_hooks.install()
-        self.health.start()
 
     def _has_meter_provider(self) -> bool:
         if self.profile is not None:
@@ -341,22 +359,11 @@ class TorchOtelBridge:
 
         return self._get_providers().meter(INSTRUMENTATION_NAME, __version__)
 
-    def _offer_event_record(self, record: CapturedRecord, size: int) -> bool:
-        # Also while stopping: the health thread stops before the pipeline's last flush.
-        return self.buffer.offer(record, size)
-
     def _stop_compile_health(self) -> None:
-        """Unhook from torch, record what is queued (slow-compile ends included)."""
-        if self._compile_hooks is not None:
-            self._compile_hooks.uninstall()
         if self.health is not None:
-            self.health.stop()
-            if self.health.last_error or self.health.events_dropped:
-                _log.debug(
-                    "torch-otel: compile health: %s events dropped, last error %s",
-                    self.health.events_dropped,
-                    self.health.last_error,
-                )
+            from torch_otel.trace.health_session import stop_compile_health
+
+            stop_compile_health(self.health, self._compile_hooks)
 
     def _observe(self, captured: list[CapturedRecord]) -> None:
         """Compile spans and metrics (``--trace``), advanced batch by batch."""
@@ -422,6 +429,8 @@ class TorchOtelBridge:
 
         if self.settings.trace:
             self._get_telemetry()
+        if self.claims is not None:
+            self.claims.ready()
 
     def _after_fork_in_child(self) -> None:
         self.buffer.reinit_after_fork()
@@ -430,6 +439,8 @@ class TorchOtelBridge:
         self.requests.reset()  # new process: new pid in the resource
         if self.pipeline.spill is not None:
             self.pipeline.spill.reset_after_fork()
+        if self.claims is not None:
+            self.claims.reinit_after_fork()
         self._telemetry = None  # the parent's open spans are the parent's
         self._providers = None
         self._providers_lock = threading.Lock()

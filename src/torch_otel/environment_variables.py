@@ -19,7 +19,8 @@ TORCH_OTEL_EXPORTER = "TORCH_OTEL_EXPORTER"
 ``otlp-http``, ``file``, ``none``) or a path to a declarative-config YAML file."""
 
 TORCH_OTEL_OUTPUT = "TORCH_OTEL_OUTPUT"
-"""Output path of the ``file`` profile (OTLP/JSON lines)."""
+"""Output path of the ``file`` profile (OTLP/JSON lines); ``{rank}`` and ``{pid}`` are
+replaced by each process's rank and pid."""
 
 TORCH_OTEL_CONSOLE = "TORCH_OTEL_CONSOLE"
 """``1`` (default) keeps torch's own stderr output; ``0`` removes it."""
@@ -53,6 +54,12 @@ TORCH_OTEL_SPILL_DIR = "TORCH_OTEL_SPILL_DIR"
 
 TORCH_OTEL_SPILL_MAX_BYTES = "TORCH_OTEL_SPILL_MAX_BYTES"
 """The most bytes of spilled requests in the spill directory (default 1 GiB)."""
+TORCH_OTEL_DEDUP = "TORCH_OTEL_DEDUP"
+"""``1``: large bodies identical across the job's ranks are sent once (cross-rank
+de-duplication through the job's ``torch.distributed`` store)."""
+
+TORCH_OTEL_DEDUP_MIN_BYTES = "TORCH_OTEL_DEDUP_MIN_BYTES"
+"""Smallest body (UTF-8 bytes) that is hashed and de-duplicated (default 4096)."""
 
 TORCH_OTEL_DEBUG = "TORCH_OTEL_DEBUG"
 """``1`` prints torch-otel's own decisions (profile chosen, provider reused)."""
@@ -114,6 +121,8 @@ def torch_otel_settings() -> list[str]:
         TORCH_OTEL_ARTIFACT_RANKS,
         TORCH_OTEL_SPILL_DIR,
         TORCH_OTEL_SPILL_MAX_BYTES,
+        TORCH_OTEL_DEDUP,
+        TORCH_OTEL_DEDUP_MIN_BYTES,
         TORCH_OTEL_DEBUG,
         TORCH_OTEL_COMPILE_METRICS,
         TORCH_OTEL_SLOW_COMPILE_S,

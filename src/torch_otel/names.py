@@ -26,6 +26,11 @@ TORCH_DISTRIBUTED_RANK: Final = "torch.distributed.rank"
 TORCH_ARTIFACT_CHUNK_INDEX: Final = "torch.artifact.chunk.index"
 TORCH_ARTIFACT_CHUNK_COUNT: Final = "torch.artifact.chunk.count"
 TORCH_ARTIFACT_CHUNK_GROUP: Final = "torch.artifact.chunk.group"
+TORCH_ARTIFACT_SHA256: Final = "torch.artifact.sha256"
+"""With ``dedup``: the SHA-256 (hex) of a large body's UTF-8 bytes, whole (before chunking)."""
+TORCH_ARTIFACT_BODY_REF: Final = "torch.artifact.body_ref"
+"""With ``dedup``: set (to the SHA-256) on a record sent with an empty body because
+another record of the job (another rank, or this one earlier) sent that body."""
 TORCH_OTEL_RENDER_ERROR: Final = "torch_otel.render_error"
 """Set when part of a record could not be rendered faithfully (a lazy argument whose
 ``__str__`` raised, text that is not valid UTF-8): the body then holds a marker
@@ -133,6 +138,15 @@ DROP_PARTIALLY_REJECTED: Final = "partially_rejected"
 DROP_AFTER_SHUTDOWN: Final = "after_shutdown"
 DROP_SPILL_FULL: Final = "spill_full"
 
+# --- what happened to large bodies with ``dedup`` (counters) ----------------------------
+BODY_PUBLISHED: Final = "published"
+"""The first in the job to send this body: sent in full."""
+BODY_REFERENCED: Final = "referenced"
+"""Sent before (by another rank, or by this process): sent as a reference."""
+BODY_UNCOORDINATED: Final = "uncoordinated"
+"""Sent in full because the job's store could not be asked (no process group, store
+error or timeout)."""
+
 INSTRUMENTATION_NAME: Final = "torch_otel"
 """The tracer and meter name of the spans and metrics torch-otel produces."""
 
@@ -151,6 +165,8 @@ def record_attribute_names() -> list[str]:
         TORCH_ARTIFACT_CHUNK_INDEX,
         TORCH_ARTIFACT_CHUNK_COUNT,
         TORCH_ARTIFACT_CHUNK_GROUP,
+        TORCH_ARTIFACT_SHA256,
+        TORCH_ARTIFACT_BODY_REF,
         TORCH_OTEL_RENDER_ERROR,
         TORCH_TRACE_METADATA,
         TORCH_TRACE_PREFIX,
@@ -217,3 +233,8 @@ def drop_reasons() -> list[str]:
         DROP_AFTER_SHUTDOWN,
         DROP_SPILL_FULL,
     ]
+
+
+def body_outcomes() -> list[str]:
+    """What ``dedup`` did with large bodies (see ``stats.py``)."""
+    return [BODY_PUBLISHED, BODY_REFERENCED, BODY_UNCOORDINATED]

@@ -8,6 +8,11 @@ an OTLP answer), ``partially_rejected`` (a partial success's refused records),
 ``export_failed`` (unknown failures, given up), ``shutdown`` (still queued when the
 exit flush ended), ``after_shutdown`` (logged after the exit flush began to close),
 ``render_error`` (a batch that could not be encoded).
+
+With ``dedup``, ``bodies`` counts what happened to each large body (per record
+built): ``published`` (first in the job: sent in full), ``referenced`` (sent
+before: sent as a reference) and ``uncoordinated`` (sent in full because the
+job's store could not be asked: no process group, a store error or timeout).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ class StatsSnapshot:
     """Records written to the spill directory (each once, whatever the sinks)."""
     spill_torn: int = 0
     """Spill segments that ended in a torn or corrupt frame (its records are lost)."""
+    bodies: dict[str, int] = field(default_factory=dict)
+    """With ``dedup``: large bodies ``published``, ``referenced`` or ``uncoordinated``."""
 
     @property
     def records_dropped(self) -> int:
@@ -93,7 +100,8 @@ class BridgeStats:
     * ``records_emitted``: OTel log records built from them (a chunked record
       becomes several);
     * ``records_exported``: OTel log records the exporter(s) acknowledged;
-    * ``dropped``: records lost, by reason (see module docstring).
+    * ``dropped``: records lost, by reason (see module docstring);
+    * ``bodies``: with ``dedup``, large bodies by outcome (see module docstring).
     """
 
     def __init__(self) -> None:
@@ -107,6 +115,7 @@ class BridgeStats:
         self.records_spilled = 0
         self.spill_torn = 0
         self._dropped: Counter[str] = Counter()
+        self._bodies: Counter[str] = Counter()
 
     def count_accepted(self) -> None:
         # Called on the compile thread under the buffer's lock; a plain
@@ -116,6 +125,10 @@ class BridgeStats:
     def count_drop(self, reason: str, count: int = 1) -> None:
         with self._lock:
             self._dropped[reason] += count
+
+    def count_body(self, outcome: str) -> None:
+        with self._lock:
+            self._bodies[outcome] += 1
 
     def count_emitted(self, count: int) -> None:
         with self._lock:
@@ -142,6 +155,7 @@ class BridgeStats:
                 dropped={reason: count for reason, count in self._dropped.items() if count},
                 records_spilled=self.records_spilled,
                 spill_torn=self.spill_torn,
+                bodies={outcome: count for outcome, count in self._bodies.items() if count},
             )
 
     def reset_after_fork(self) -> None:

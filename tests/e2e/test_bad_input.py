@@ -156,6 +156,12 @@ def test_secret_header_values_never_appear_in_errors() -> None:
     assert "s3cr3t" not in result.stderr
 
 
+@pytest.mark.parametrize("output", ["x-{host}.jsonl", "x-{rank.jsonl", "{}.jsonl"])
+def test_unknown_output_placeholder(tmp_path: Path, output: str) -> None:
+    result = run_cli("run", "--exporter", "file", "--output", str(tmp_path / output), "--", "true")
+    assert_clear_failure(result, "--output", "unknown placeholder")
+
+
 @pytest.mark.parametrize(
     "make_kwargs",
     [
@@ -163,6 +169,8 @@ def test_secret_header_values_never_appear_in_errors() -> None:
         lambda tmp: {"exporter": str(tmp / "absent.yaml")},
         lambda tmp: {"exporter": "file", "output": str(tmp / "no" / "such" / "dir" / "x.jsonl")},
         lambda tmp: {"exporter": "console", "max_batch_bytes": 10},
+        lambda tmp: {"exporter": "file", "output": str(tmp / "x-{host}.jsonl")},
+        lambda tmp: {"exporter": "console", "dedup_min_bytes": 1},
     ],
 )
 def test_install_raises_config_error(tmp_path: Path, make_kwargs) -> None:  # type: ignore[no-untyped-def]

@@ -52,6 +52,8 @@ def test_lossless_benchmark_prints_its_goals() -> None:
     assert {goal for goal, _ in goals} == {"goal-7", "goal-8"}, result.stdout
     assert "burst of 2000 guards records" in result.stdout
     assert "emitting-thread CPU per 2 KB guards record" in result.stdout
+
+
 def test_compile_health_benchmark_prints_its_goals() -> None:
     result = subprocess.run(
         [
@@ -71,3 +73,26 @@ def test_compile_health_benchmark_prints_its_goals() -> None:
     goals = re.findall(r"^(goal-H\d): ratio=(\d+\.\d+) target<=", result.stdout, re.MULTILINE)
     assert {goal for goal, _ in goals} == {"goal-H1", "goal-H2"}, result.stdout
     assert "compile-thread time in torch-otel's hooks per compile" in result.stdout
+
+
+def test_fleet_benchmark_prints_one_line_per_goal() -> None:
+    """Three ranks through Rotel with and without dedup, a synthetic mix (tiny sizes:
+    the ratios are printed, not asserted; the goals are in docs/benchmarks.md)."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "fleet.py"), "--quick", "--ranks", "3"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = re.findall(
+        r"^(fleet-(?:loss|bytes|cpu)-K3): ratio=(-?\d+\.\d+) target<=(\d+(?:\.\d+)?) (PASS|FAIL)$",
+        result.stdout,
+        re.MULTILINE,
+    )
+    assert {goal for goal, *_ in lines} == {"fleet-loss-K3", "fleet-bytes-K3", "fleet-cpu-K3"}
+    assert "K=3 without dedup: delivered" in result.stdout
+    assert re.search(r"K=3 with dedup: .*\d+ published, \d+ referenced", result.stdout)
+    loss = next(ratio for goal, ratio, *_ in lines if goal == "fleet-loss-K3")
+    assert float(loss) == 0.0  # zero loss is not a ratio that depends on the machine

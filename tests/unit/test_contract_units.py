@@ -156,6 +156,8 @@ def test_buffer_wakes_the_exporter_once_per_batch() -> None:
         ({"ranks": "0,x"}, {}, "ranks"),
         ({"artifact_ranks": "output_code"}, {}, "artifact_ranks"),
         ({"colour": "blue"}, {}, "colour"),
+        ({}, {"TORCH_OTEL_DEDUP": "sometimes"}, "TORCH_OTEL_DEDUP"),
+        ({"dedup_min_bytes": 1 << 30}, {}, "dedup_min_bytes"),
     ],
 )
 def test_bad_settings_name_the_setting(
@@ -175,6 +177,11 @@ def test_settings_precedence_argument_over_environment() -> None:
     assert settings.console is True
     assert settings.max_queue_records == 7
     assert settings.trace is True
+    assert (settings.dedup, settings.dedup_min_bytes) == (False, 4096)
+    dedup = BridgeSettings.resolve(
+        {"dedup_min_bytes": 512}, {"TORCH_OTEL_DEDUP": "1", "TORCH_OTEL_DEDUP_MIN_BYTES": "9000"}
+    )
+    assert (dedup.dedup, dedup.dedup_min_bytes) == (True, 512)
     parsed = BridgeSettings.resolve(
         {}, {"TORCH_OTEL_ARTIFACT_RANKS": "output_code=0,graph_code=0;1"}
     )
@@ -195,6 +202,7 @@ def test_settings_precedence_argument_over_environment() -> None:
         ("TORCH_OTEL_MAX_QUEUE_BYTES", "12"),
         ("TORCH_OTEL_MAX_QUEUE_RECORDS", "2.5"),
         ("TORCH_OTEL_MAX_BODY_BYTES", "0"),
+        ("TORCH_OTEL_DEDUP_MIN_BYTES", "8"),
     ],
 )
 def test_numbers_must_be_finite_and_in_range(variable: str, value: str) -> None:

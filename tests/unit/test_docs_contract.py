@@ -27,6 +27,7 @@ def listed_in_reference(name: str) -> bool:
         *names.drop_reasons(),
         *names.metric_attribute_names(),
         *names.event_names(),
+        *names.body_outcomes(),
     ],
 )
 def test_every_emitted_name_is_in_the_reference(name: str) -> None:

@@ -17,7 +17,9 @@ What is used, and why:
 * ``torch._guards._TLS.compile_context``: the compile id of the running compile,
   read per record on the compile thread (``CompileContext.try_get`` as fallback).
 * ``torch.distributed.distributed_c10d.GroupMember.WORLD`` / ``get_rank()``: the
-  rank, read per record, cheaply.
+  rank, read per record, cheaply; ``_get_default_store()``: the job's store
+  (torchrun's ``TCPStore``), which ``dedup`` asks from the export thread through a
+  ``TCPStore`` client of its own (:func:`connect_store`).
 """
 
 from __future__ import annotations
@@ -273,15 +275,18 @@ class DistributedRankReader:
     Read on the compile thread because a job may tear its process group down
     before the export thread maps the record. ``get_rank()`` is only called when
     the default process group object changes; otherwise this is two attribute
-    loads and an identity check.
+    loads and an identity check. At that change it also keeps a reference to the
+    group's store (:attr:`store`; a dictionary lookup, no call into the store), for
+    ``dedup`` on the export thread even after the job destroyed its group.
     """
 
-    __slots__ = ("_c10d", "_group", "_rank")
+    __slots__ = ("_c10d", "_group", "_rank", "store")
 
     def __init__(self) -> None:
         self._c10d: Any = None
         self._group: Any = None
         self._rank: int | None = None
+        self.store: Any = None
 
     def __call__(self) -> int | None:
         c10d = self._c10d
@@ -297,5 +302,50 @@ class DistributedRankReader:
                 self._rank = int(c10d.get_rank())
             except Exception:
                 self._rank = None
+            store = default_group_store()
+            if store is not None:
+                self.store = store
             self._group = group
         return self._rank
+
+
+# --- the job's store (dedup; export thread only) -------------------------------------------
+def default_group_store() -> Any:
+    """The default process group's store, or None. Reads torch's group map only."""
+    c10d = sys.modules.get("torch.distributed.distributed_c10d")
+    if c10d is None or c10d.GroupMember.WORLD is None:
+        return None
+    try:
+        return c10d._get_default_store()
+    except Exception:
+        return None
+
+
+def store_endpoint(store: Any) -> tuple[str, int] | None:
+    """``(host, port)`` of the ``TCPStore`` under ``store``'s prefixes; None for other stores."""
+    for _ in range(8):  # PrefixStore over PrefixStore over TCPStore, at most a few deep
+        if store is None:
+            return None
+        host, port = getattr(store, "host", None), getattr(store, "port", None)
+        if isinstance(host, str) and isinstance(port, int):
+            return host, port
+        store = getattr(store, "underlying_store", None)
+    return None
+
+
+def connect_store(host: str, port: int, timeout_s: float) -> Any:
+    """A new ``TCPStore`` client of the job's store server.
+
+    A connection of its own, so that a request of ours that never gets an answer
+    holds no lock torch's own client needs (a training job's barriers and group
+    creation go through that one). torch does not apply ``timeout`` to every
+    request (an ``add`` to a server that stopped answering blocks for good), so the
+    caller runs requests on a thread it can stop waiting for.
+    """
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    return TCPStore(
+        host, port, is_master=False, timeout=timedelta(seconds=timeout_s), wait_for_workers=False
+    )

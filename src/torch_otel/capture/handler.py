@@ -44,11 +44,12 @@ class BridgeHandler(logging.Handler):
         buffer: RecordBuffer[CapturedRecord],
         *,
         trace_id_filter: frozenset[str] = frozenset(),
+        rank_reader: DistributedRankReader | None = None,
     ) -> None:
         super().__init__(level=logging.DEBUG)
         self._buffer = buffer
         self._read_compile_context = compile_context_reader()
-        self._read_rank = DistributedRankReader()
+        self._read_rank = rank_reader or DistributedRankReader()
         self._trace_id_filter = trace_id_filter
         self.ignored_thread_ids: frozenset[int] = frozenset()
         """Threads whose records are never bridged (the export thread: no feedback loops)."""

@@ -92,6 +92,7 @@ def run_doctor(
     write(
         f"  settings    console={'on' if settings.console else 'off'}, "
         f"trace={'on' if settings.trace else 'off'}, "
+        f"dedup={f'on (>= {settings.dedup_min_bytes} B)' if settings.dedup else 'off'}, "
         f"queue {records} records / {settings.max_queue_bytes // mib} MiB, "
         f"request {settings.max_batch_bytes // mib} MiB, "
         f"chunk {settings.max_body_bytes // mib} MiB, "

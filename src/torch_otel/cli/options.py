@@ -25,7 +25,10 @@ def add_bridge_options(parser: argparse.ArgumentParser) -> None:
         "console for demo)",
     )
     group.add_argument(
-        "--output", metavar="PATH", help="output file of the 'file' profile (OTLP/JSON lines)"
+        "--output",
+        metavar="PATH",
+        help="output file of the 'file' profile (OTLP/JSON lines); {rank} and {pid} are "
+        "replaced by each process's rank and pid",
     )
     group.add_argument(
         "--no-console",
@@ -48,6 +51,12 @@ def add_bridge_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no compile-health metrics or slow-compile events (TORCH_OTEL_COMPILE_METRICS=0)",
     )
+    group.add_argument(
+        "--dedup",
+        action="store_true",
+        help="send large bodies identical across the job's ranks once (the others send a "
+        "reference), coordinated through the job's torch.distributed store",
+    )
 
 
 def bridge_options(args: argparse.Namespace) -> dict[str, object]:
@@ -65,6 +74,8 @@ def bridge_options(args: argparse.Namespace) -> dict[str, object]:
         options["spill_dir"] = args.spill_dir
     if getattr(args, "no_compile_metrics", False):
         options["compile_metrics"] = False
+    if args.dedup:
+        options["dedup"] = True
     return options
 
 

@@ -75,13 +75,16 @@ def validate_artifact_ranks_early(environ: Mapping[str, str]) -> None:
 
 def run_environment(options: dict[str, object], environ: Mapping[str, str]) -> dict[str, str]:
     """The environment ``run`` gives the command: bridge settings + the bootstrap path."""
-    from torch_otel.config.profiles import absolute_output
+    from torch_otel.config.output import output_template
 
     child = dict(environ)
     if "exporter" in options:
         child[env.TORCH_OTEL_EXPORTER] = str(options["exporter"])
     if "output" in options:
-        child[env.TORCH_OTEL_OUTPUT] = absolute_output(str(options["output"]), child)
+        # The template: each process replaces {rank} and {pid} with its own.
+        child[env.TORCH_OTEL_OUTPUT] = output_template(
+            str(options["output"]), child, source="--output"
+        )
     if options.get("console") is False:
         child[env.TORCH_OTEL_CONSOLE] = "0"
     if options.get("trace"):
@@ -90,6 +93,8 @@ def run_environment(options: dict[str, object], environ: Mapping[str, str]) -> d
         child[env.TORCH_OTEL_SPILL_DIR] = str(Path(str(options["spill_dir"])).resolve())
     if options.get("compile_metrics") is False:
         child[env.TORCH_OTEL_COMPILE_METRICS] = "0"
+    if options.get("dedup"):
+        child[env.TORCH_OTEL_DEDUP] = "1"
     child[env.TORCH_OTEL_BOOTSTRAP] = "1"
     existing = child.get("PYTHONPATH")
     child["PYTHONPATH"] = str(BOOTSTRAP_DIRECTORY) + (os.pathsep + existing if existing else "")

@@ -113,12 +113,18 @@ def summarize_files(paths: list[str], out: Any, err: Any, *, top: int = 10) -> i
 
     Exit status 0, or 1 when nothing at all could be read (every line bad or no
     request in any file); a file that cannot be opened is a ConfigError (exit 2).
+    De-duplicated records (``torch.artifact.body_ref``) count with the length of the
+    body they refer to, found anywhere in the inputs (``body_refs.py``), so the tables
+    are those of the same run without ``dedup``.
     """
+    from torch_otel.cli.body_refs import body_ref, length_index
     from torch_otel.cli.health_summary import HealthTally, health_tables
     from torch_otel.cli.otlp_json import BadLine, flatten_logs, flatten_metrics, iter_requests
 
     tally = RecordTally()
     health = HealthTally()
+    lengths = length_index()
+    references: list[tuple[dict[str, Any], str, Any]] = []
     bad: list[BadLine] = []
     signals: Counter[str] = Counter()
     for path in paths:
@@ -130,17 +136,31 @@ def summarize_files(paths: list[str], out: Any, err: Any, *, top: int = 10) -> i
                 continue
             for record in flatten_logs(request):
                 health.add_log(record)
+                rank = record.resource.get(names.TORCH_DISTRIBUTED_RANK)
+                digest = body_ref(record.attributes)
+                if digest is not None:
+                    references.append((record.attributes, digest, rank))
+                    continue
                 body = record.body if isinstance(record.body, str) else ""
-                tally.add(
-                    record.attributes,
-                    len(body.encode("utf-8")),
-                    record.resource.get(names.TORCH_DISTRIBUTED_RANK),
-                )
+                length = len(body.encode("utf-8"))
+                lengths.add(record.attributes, length)
+                tally.add(record.attributes, length, rank)
+    unresolved = 0
+    for attributes, digest, rank in references:
+        length = lengths.resolve(digest)
+        unresolved += length is None
+        tally.add(attributes, length or 0, rank)
     for problem in bad:
         print(f"{problem.path}:{problem.line_number}: skipped: {problem.error}", file=err)
     if not signals:
         print("torch-otel: summary: no OTLP export request could be read", file=err)
         return 1
+    if unresolved:
+        print(
+            f"torch-otel: warning: {unresolved} records refer to a body (dedup) that is not "
+            "in these files; counted with length 0",
+            file=err,
+        )
     print(
         f"{tally.total} records ({tally.bytes_total / 2**20:.1f} MiB of text) from "
         f"{sum(signals.values())} export requests in {len(paths)} file(s)",

@@ -16,13 +16,22 @@ Format decisions (the "why" behind each):
   ids, parent pid). Pids repeat across hosts and containers, so the pid alone
   would merge unrelated processes; the whole resource would split one process
   when a collector enriches its batches differently.
-* **Names like torch's.** ``dedicated_log_torch_trace_rank_{rank}_{pid}.log``
-  when a rank is known (resource ``torch.distributed.rank``, else the first
-  record carrying one), else ``dedicated_log_torch_trace_{pid}.log``. torch
-  puts a random ``mkstemp`` suffix where we put the pid; the
-  ``rank_{rank}_`` part is what ``tlparse --all-ranks-html`` keys on. When two
-  processes would get the same name (same pid on two hosts), both get a short
-  hash of their identity appended, so a name never depends on the other inputs.
+* **Names like torch's, one file per rank.**
+  ``dedicated_log_torch_trace_rank_{rank}_{pid}.log`` when a rank is known, else
+  ``dedicated_log_torch_trace_{pid}.log``. torch puts a random ``mkstemp`` suffix
+  where we put the pid; ``rank_{rank}_`` is what ``tlparse DIR --all-ranks-html``
+  keys on, and it wants one file per rank. So a rank's file is the process that was
+  that rank in ``torch.distributed`` (its trace records carry the rank, as torch
+  names its own file); a process that only inherited the launcher's ``RANK``
+  (resource ``torch.distributed.rank``: a compile worker, a data-loader child) is
+  named by pid alone when such a process exists, and by that rank otherwise. When
+  two processes would still get the same name (same pid on two hosts, or one rank
+  twice after an elastic restart), both get a short hash of their identity
+  appended, so a name never depends on the other inputs.
+* **De-duplicated payloads** (``dedup``: an empty body and ``torch.artifact.body_ref``)
+  are replaced by the body with that ``torch.artifact.sha256`` from any record of
+  the inputs, trace or not (``body_refs.py``); one that cannot be found is written
+  empty and reported.
 * **Order as emitted.** Records are sorted by ``time_unix_nano`` (torch's
   ``record.created``), input order breaking ties (inputs in the order given,
   lines in file order). Timestamps matter because export order is not emission
@@ -51,22 +60,29 @@ Format decisions (the "why" behind each):
 Everything is held in memory until written (the records of a process must be
 sorted and their chunks joined): budget about the input's size in RAM.
 Records that are not torch trace records (other logs, spans, metrics) are
-ignored.
+ignored, except as sources of de-duplicated bodies. The writing half is in
+``trace_files.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from torch_otel import names
-from torch_otel.capture._torch import TRACE_FILE_PREFIX as LOG_PREFIX
+from torch_otel.cli.body_refs import body_ref, text_index
 from torch_otel.cli.otlp_json import BadLine, FlatLogRecord, flatten_logs, parse_line
+from torch_otel.cli.trace_files import (
+    Chunks,
+    Process,
+    RebuildReport,
+    Ref,
+    TraceRecord,
+    write_all,
+)
 from torch_otel.errors import ConfigError
 
 METADATA_ATTRIBUTE = names.TORCH_TRACE_METADATA
@@ -90,70 +106,6 @@ IDENTITY_ATTRIBUTES = (
     "process.parent_pid",
     "process.creation.time",
 )
-
-
-@dataclass(frozen=True)
-class WrittenFile:
-    """One rebuilt trace file."""
-
-    path: Path
-    records: int
-    pid: int | None
-    rank: int | None
-
-
-@dataclass(frozen=True)
-class IncompleteRecord:
-    """A chunked payload some of whose chunks were not in the inputs (written anyway)."""
-
-    path: Path
-    event_name: str
-    group: str
-    count: int
-    missing: tuple[int, ...]
-
-
-@dataclass
-class RebuildReport:
-    """What :func:`rebuild` wrote and what it had to skip or could not restore exactly."""
-
-    files: list[WrittenFile] = field(default_factory=list)
-    bad_lines: list[BadLine] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
-    incomplete: list[IncompleteRecord] = field(default_factory=list)
-    # Records named torch.trace.* that lack the prefix/metadata attributes (skipped).
-    malformed_records: int = 0
-    # Records whose payload was not valid UTF-8 and was escaped by the exporter:
-    # written as exported, so they differ from torch's file.
-    lossy_records: int = 0
-    duplicate_chunks: int = 0
-
-
-@dataclass
-class _Chunks:
-    count: int
-    pieces: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Record:
-    time: int
-    seq: int
-    prefix: str
-    metadata: str
-    body: str | _Chunks
-    event_name: str
-    group: str = ""
-
-
-@dataclass
-class _Process:
-    pid: int | None
-    rank: int | None
-    identity: tuple[tuple[str, str], ...]
-    records: list[_Record] = field(default_factory=list)
-    chunked: dict[str, _Record] = field(default_factory=dict)
-    record_rank: int | None = None
 
 
 def rebuild(
@@ -184,19 +136,23 @@ def rebuild(
             "INPUT", "no input can be read (" + "; ".join(report.unreadable or ["none"]) + ")"
         )
     meter = _Progress(progress if sum(sizes.values()) >= progress_threshold else None, sizes)
-    processes: dict[tuple[tuple[str, str], ...], _Process] = {}
+    processes: dict[tuple[tuple[str, str], ...], Process] = {}
+    bodies = text_index()
     seq = 0
     for path in sizes:
         try:
-            for record in _trace_records(path, report, meter):
-                seq += 1
-                _add(processes, record, seq, report)
+            for record in _log_records(path, report, meter):
+                if isinstance(record.body, str):
+                    bodies.add(record.attributes, record.body)
+                if record.event_name.startswith(TRACE_EVENT_PREFIX):
+                    seq += 1
+                    _add(processes, record, seq, report)
         except OSError as error:
             report.unreadable.append(f"{path}: cannot read: {error.strerror or error}")
     meter.done()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write_all(list(processes.values()), out_dir, report)
+        write_all(list(processes.values()), out_dir, report, bodies)
     except OSError as error:
         raise ConfigError(str(out_dir), f"cannot write: {error.strerror or error}") from None
     return report
@@ -230,8 +186,8 @@ class _Progress:
             print(f"to-tlparse: 100% ({total} MB read)", file=self.stream, flush=True)
 
 
-def _trace_records(path: Path, report: RebuildReport, meter: _Progress) -> Iterator[FlatLogRecord]:
-    """The torch trace records of one file, in file order; bad lines go to the report.
+def _log_records(path: Path, report: RebuildReport, meter: _Progress) -> Iterator[FlatLogRecord]:
+    """The log records of one file, in file order; bad lines go to the report.
 
     Read in binary (not through ``iter_requests``) to count bytes for progress
     and to number lines by ``"\\n"`` only, as ``sed -n Np`` and editors do.
@@ -249,13 +205,11 @@ def _trace_records(path: Path, report: RebuildReport, meter: _Progress) -> Itera
                 continue
             if signal != "logs":
                 continue
-            for record in flatten_logs(request):
-                if record.event_name.startswith(TRACE_EVENT_PREFIX):
-                    yield record
+            yield from flatten_logs(request)
 
 
 def _add(
-    processes: dict[tuple[tuple[str, str], ...], _Process],
+    processes: dict[tuple[tuple[str, str], ...], Process],
     record: FlatLogRecord,
     seq: int,
     report: RebuildReport,
@@ -270,7 +224,10 @@ def _add(
     rank = attributes.get(names.TORCH_DISTRIBUTED_RANK)
     if process.record_rank is None and _is_int(rank):
         process.record_rank = rank
-    body = record.body if isinstance(record.body, str) else ""
+    body: str | Ref = record.body if isinstance(record.body, str) else ""
+    digest = body_ref(attributes)
+    if digest is not None:
+        body = Ref(digest)
     group = attributes.get(names.TORCH_ARTIFACT_CHUNK_GROUP)
     index = attributes.get(names.TORCH_ARTIFACT_CHUNK_INDEX)
     count = attributes.get(names.TORCH_ARTIFACT_CHUNK_COUNT)
@@ -278,20 +235,20 @@ def _add(
         if attributes.get(names.TORCH_OTEL_RENDER_ERROR):
             report.lossy_records += 1
         process.records.append(
-            _Record(record.time_unix_nano, seq, prefix, metadata, body, record.event_name)
+            TraceRecord(record.time_unix_nano, seq, prefix, metadata, body, record.event_name)
         )
         return
     pending = process.chunked.get(group)
     if pending is None:
         if attributes.get(names.TORCH_OTEL_RENDER_ERROR):
             report.lossy_records += 1
-        pending = _Record(
-            record.time_unix_nano, seq, prefix, metadata, _Chunks(count), record.event_name, group
+        pending = TraceRecord(
+            record.time_unix_nano, seq, prefix, metadata, Chunks(count), record.event_name, group
         )
         process.chunked[group] = pending
         process.records.append(pending)
     chunks = pending.body
-    assert isinstance(chunks, _Chunks)
+    assert isinstance(chunks, Chunks) and isinstance(body, str)
     chunks.count = max(chunks.count, count)
     if index in chunks.pieces:
         report.duplicate_chunks += 1
@@ -300,8 +257,8 @@ def _add(
 
 
 def _process_for(
-    processes: dict[tuple[tuple[str, str], ...], _Process], resource: dict[str, Any], prefix: str
-) -> _Process:
+    processes: dict[tuple[tuple[str, str], ...], Process], resource: dict[str, Any], prefix: str
+) -> Process:
     """The process a record belongs to (created on first sight), keyed by its identity."""
     pid = resource.get(names.PROCESS_PID)
     if not _is_int(pid):
@@ -315,7 +272,7 @@ def _process_for(
     process = processes.get(key)
     if process is None:
         rank = resource.get(names.TORCH_DISTRIBUTED_RANK)
-        process = _Process(pid, rank if _is_int(rank) else None, key)
+        process = Process(pid, rank if _is_int(rank) else None, key)
         processes[key] = process
     return process
 
@@ -330,69 +287,6 @@ def _prefix_pid(prefix: str) -> int | None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _write_all(processes: list[_Process], out_dir: Path, report: RebuildReport) -> None:
-    names = [_file_name(process) for process in processes]
-    taken: dict[str, int] = {}
-    for name in names:
-        taken[name] = taken.get(name, 0) + 1
-    order = sorted(range(len(processes)), key=lambda i: (names[i], processes[i].identity))
-    for i in order:
-        process, name = processes[i], names[i]
-        if taken[name] > 1:
-            digest = hashlib.sha1(repr(process.identity).encode()).hexdigest()[:8]
-            name = name.removesuffix(".log") + f"_{digest}.log"
-        path = out_dir / name
-        count = _write_process(process, path, report)
-        report.files.append(WrittenFile(path, count, process.pid, _rank(process)))
-
-
-def _rank(process: _Process) -> int | None:
-    return process.rank if process.rank is not None else process.record_rank
-
-
-def _file_name(process: _Process) -> str:
-    rank = _rank(process)
-    pid = "unknown" if process.pid is None else str(process.pid)
-    return f"{LOG_PREFIX}rank_{rank}_{pid}.log" if rank is not None else f"{LOG_PREFIX}{pid}.log"
-
-
-def _write_process(process: _Process, path: Path, report: RebuildReport) -> int:
-    """Write a process's records as ``TorchLogsFormatter(trace=True)`` + a newline each."""
-    process.records.sort(key=lambda record: (record.time, record.seq))
-    with path.open("w", encoding="utf-8", newline="") as out:
-        for record in process.records:
-            payload = _payload(record, path, report)
-            out.write(f"{record.prefix} {record.metadata}")
-            if payload is not None:
-                out.write("".join(f"\n\t{line}" for line in payload.split("\n")))
-            out.write("\n")
-    return len(process.records)
-
-
-def _payload(record: _Record, path: Path, report: RebuildReport) -> str | None:
-    """The record's payload as torch had it: ``None`` when torch logged none."""
-    body = record.body
-    if isinstance(body, _Chunks):
-        missing = tuple(i for i in range(body.count) if i not in body.pieces)
-        if missing:
-            report.incomplete.append(
-                IncompleteRecord(path, record.event_name, record.group, body.count, missing)
-            )
-        body = "".join(body.pieces[i] for i in sorted(body.pieces))
-    if body or _has_payload(record.metadata):
-        return body
-    return None
-
-
-def _has_payload(metadata: str) -> bool:
-    """Whether torch had a payload (maybe ``""``): it then adds ``has_payload`` (its md5)."""
-    try:
-        parsed = json.loads(metadata)
-    except ValueError:
-        return '"has_payload": ' in metadata
-    return isinstance(parsed, dict) and "has_payload" in parsed
 
 
 def run_to_tlparse(inputs: list[str], output_dir: str, stdout: TextIO, stderr: TextIO) -> int:
@@ -418,6 +312,13 @@ def run_to_tlparse(inputs: list[str], output_dir: str, stdout: TextIO, stderr: T
         print(
             f"torch-otel: warning: {report.malformed_records} torch.trace records without "
             f"{PREFIX_ATTRIBUTE}/{METADATA_ATTRIBUTE} skipped",
+            file=stderr,
+        )
+    if report.unresolved:
+        print(
+            f"torch-otel: warning: {len(report.unresolved)} de-duplicated payloads refer to "
+            "a body that is in none of the inputs (written empty), e.g. "
+            f"{report.unresolved[0][0]}: sha256 {report.unresolved[0][1]}",
             file=stderr,
         )
     if report.lossy_records:

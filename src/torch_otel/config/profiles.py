@@ -22,18 +22,18 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from torch_otel import environment_variables as env
+from torch_otel.config.output import expand_output, output_template
 from torch_otel.config.specs import ExporterSpec, TlsFiles, spec_from_config
 from torch_otel.config.values import Bounds, bounded_number
 from torch_otel.errors import ConfigError
 
 BUILTIN_PROFILES = ("console", "otlp-grpc", "otlp-http", "file", "none")
-DEFAULT_OUTPUT = "torch-otel-logs.jsonl"
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class Profile:
     metric_exporters: list[tuple[ExporterSpec, float]] = field(default_factory=list)
     resource_attributes: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
+    output: str = ""
+    """``TORCH_OTEL_OUTPUT`` as the profile was loaded with ({rank}/{pid} replaced)."""
 
     def to_cache(self) -> str:
         """JSON for ``TORCH_OTEL_RESOLVED_PROFILE`` (see :func:`load_profile`)."""
@@ -77,6 +79,7 @@ class Profile:
                 "span_exporters": [asdict(spec) for spec in self.span_exporters],
                 "metric_exporters": [[asdict(spec), i] for spec, i in self.metric_exporters],
                 "resource_attributes": self.resource_attributes,
+                "output": self.output,
             }
         )
 
@@ -91,6 +94,32 @@ class Profile:
             metric_exporters=[(_spec(item), float(i)) for item, i in data["metric_exporters"]],
             resource_attributes=dict(data["resource_attributes"]),
             fingerprint=data["fingerprint"],
+            output=data.get("output", ""),
+        )
+
+    def for_output(self, output: str) -> Profile:
+        """This profile (validated by another process, e.g. ``torch-otel run``) with the
+        file paths its ``{rank}``/``{pid}`` gave there replaced by this process's."""
+        if not self.output or not output or output == self.output:
+            return self
+        old = self.output
+
+        def moved(spec: ExporterSpec) -> ExporterSpec:
+            if spec.path is None or old not in spec.path:
+                return spec
+            path = spec.path.replace(old, output)
+            if not Path(path).parent.is_dir():
+                raise ConfigError(
+                    env.TORCH_OTEL_OUTPUT, f"directory {str(Path(path).parent)!r} does not exist"
+                )
+            return replace(spec, path=path)
+
+        return replace(
+            self,
+            exporters=[moved(spec) for spec in self.exporters],
+            span_exporters=[moved(spec) for spec in self.span_exporters],
+            metric_exporters=[(moved(spec), i) for spec, i in self.metric_exporters],
+            output=output,
         )
 
     def describe(self) -> str:
@@ -144,23 +173,26 @@ def resolve_profile_path(name_or_path: str) -> Path:
     return Path(name_or_path).expanduser()
 
 
-def absolute_output(output: str | None, environ: Mapping[str, str]) -> str:
-    """The absolute output path for the ``file`` profile (``--output`` > env > default)."""
-    chosen = output or environ.get(env.TORCH_OTEL_OUTPUT) or DEFAULT_OUTPUT
-    return str(Path(chosen).expanduser().resolve())
-
-
 def profile_environment(
-    name_or_path: str, output: str | None, environ: Mapping[str, str]
+    name_or_path: str,
+    output: str | None,
+    environ: Mapping[str, str],
+    *,
+    expand: bool = True,
+    announce: bool = False,
 ) -> dict[str, str]:
-    """``environ`` as the profile sees it: ``TORCH_OTEL_OUTPUT`` made absolute.
+    """``environ`` as the profile sees it: ``TORCH_OTEL_OUTPUT`` made absolute, and with
+    ``expand`` its ``{rank}``/``{pid}`` replaced (``announce``: say so if no rank).
 
     The ``file`` profile's ``${TORCH_OTEL_OUTPUT}`` and every child process of
     ``torch-otel run`` must see the same absolute path, whatever their directory.
     """
     resolved = dict(environ)
     if output or env.TORCH_OTEL_OUTPUT in environ or name_or_path == "file":
-        resolved[env.TORCH_OTEL_OUTPUT] = absolute_output(output, environ)
+        template = output_template(output, environ)
+        resolved[env.TORCH_OTEL_OUTPUT] = (
+            expand_output(template, environ, announce=announce) if expand else template
+        )
     return resolved
 
 
@@ -171,6 +203,7 @@ def load_profile(
     output: str | None = None,
     use_cache: bool = True,
     strict: bool = False,
+    announce: bool = False,
 ) -> Profile:
     """Load and validate a profile against ``environ``; every mistake raises ConfigError.
 
@@ -180,7 +213,10 @@ def load_profile(
     ``TORCH_OTEL_RESOLVED_PROFILE`` (fingerprinted by the file's content and the
     variables it references) unless ``use_cache`` is false: every Python process
     of a job would otherwise pay a few hundred milliseconds for
-    ``opentelemetry-configuration`` at start-up.
+    ``opentelemetry-configuration`` at start-up. The fingerprint takes the output
+    path before ``{rank}``/``{pid}`` are replaced, and a cached profile gets this
+    process's own path (:meth:`Profile.for_output`). ``announce``: say on stderr when
+    ``{rank}`` falls back to 0.
 
     A built-in profile is read as plain data (:class:`ProfileView`): it ships with
     the package, and the test suite checks that it passes ``opentelemetry-configuration``
@@ -189,33 +225,43 @@ def load_profile(
     every job. Any other profile is validated by it (``strict`` does so for built-ins).
     """
     path = resolve_profile_path(name_or_path)
-    environ = profile_environment(name_or_path, output, environ)
+    template = profile_environment(name_or_path, output, environ, expand=False)
+    environ = profile_environment(name_or_path, output, environ, announce=announce)
+    output_now = environ.get(env.TORCH_OTEL_OUTPUT, "")
     cached = environ.get(env.TORCH_OTEL_RESOLVED_PROFILE) if use_cache else None
     if cached and path.is_file():
         try:
             parsed = json.loads(cached)
-            fingerprint = profile_fingerprint(path, environ)
+            fingerprint = profile_fingerprint(path, template)
             if parsed.get("fingerprint") == fingerprint and parsed.get("path") == str(path):
-                return Profile.from_cache(parsed)
+                return Profile.from_cache(parsed).for_output(output_now)
         except (OSError, ValueError, TypeError, KeyError):
             pass  # stale or foreign: load the file properly below
     from torch_otel.config.profile_file import ProfileView, load_validated, read_profile_data
 
     data = read_profile_data(path, environ)  # also refuses FIFOs, huge and hostile files
-    fingerprint = profile_fingerprint(path, environ)
+    fingerprint = profile_fingerprint(path, template)
     if name_or_path in BUILTIN_PROFILES and not strict:
-        return _profile_from_config(ProfileView(data or {}), name_or_path, path, fingerprint)
+        config: Any = ProfileView(data or {})
+    else:
+        config = _validated(load_validated, data, path)
+    profile = _profile_from_config(config, name_or_path, path, fingerprint)
+    profile.output = output_now
+    return profile
+
+
+def _validated(load: Any, data: Any, path: Path) -> Any:
+    """The upstream typed model of ``data``; its errors as one ConfigError."""
     from opentelemetry.configuration import ConfigurationError
 
     try:
-        config = _load_quietly(load_validated, data, path)
+        return _load_quietly(load, data, path)
     except ConfigurationError as error:
         raise ConfigError(f"exporter profile {str(path)!r}", str(error)) from None
     except (TypeError, ValueError) as error:
         raise ConfigError(
             f"exporter profile {str(path)!r}", f"invalid configuration: {error}"
         ) from None
-    return _profile_from_config(config, name_or_path, path, fingerprint)
 
 
 def _profile_from_config(config: Any, name: str, path: Path, fingerprint: str) -> Profile:

@@ -52,6 +52,15 @@ def distributed_environment(environ: Mapping[str, str] | None = None) -> dict[st
     return out
 
 
+def missing_job_attributes(provider: Any, environ: Mapping[str, str]) -> dict[str, Any]:
+    """With the application's provider (whose resource is its own): the launcher's rank,
+    local rank, world size and job ids that resource lacks, to put on every record."""
+    if provider is None:
+        return {}
+    resource = getattr(getattr(provider, "resource", None), "attributes", {})
+    return {k: v for k, v in distributed_environment(environ).items() if k not in resource}
+
+
 def build_resource(
     *,
     service_name: str | None = None,

@@ -41,6 +41,10 @@ DEFAULT_MAX_BODY_BYTES = 1 * MiB
 DEFAULT_FLUSH_TIMEOUT_S = 5.0
 DEFAULT_SPILL_MAX_BYTES = 1 * GiB
 DEFAULT_SLOW_COMPILE_S = 300.0
+DEFAULT_DEDUP_MIN_BYTES = 4096
+DEDUP_STORE_TIMEOUT_S = 2.0
+"""How long the export thread waits for one answer of the job's store (``dedup``)
+before it stops asking and sends bodies in full."""
 # A request must hold one full chunk plus its attributes and framing.
 BATCH_HEADROOM_BYTES = 64 * 1024
 
@@ -52,6 +56,7 @@ BOUNDS = {
     "flush_timeout_s": Bounds(0.001, 3600, integer=False, unit="s"),
     "spill_max_bytes": Bounds(1 * MiB, 16 * 1024 * GiB, unit="bytes"),
     "slow_compile_s": Bounds(0.01, 7 * 24 * 3600, integer=False, unit="s"),
+    "dedup_min_bytes": Bounds(64, 64 * MiB, unit="bytes"),
 }
 """The accepted range of each number setting (documented in docs/reference.md)."""
 
@@ -74,6 +79,8 @@ class BridgeSettings:
     artifact_ranks: Mapping[str, frozenset[int]] = field(default_factory=dict)
     spill_dir: str | None = None
     spill_max_bytes: int = DEFAULT_SPILL_MAX_BYTES
+    dedup: bool = False
+    dedup_min_bytes: int = DEFAULT_DEDUP_MIN_BYTES
     debug: bool = False
     artifact_ranks_source: str = field(default="artifact_ranks", compare=False)
     """Where ``artifact_ranks`` came from (argument or variable), for error messages."""
@@ -119,6 +126,7 @@ class BridgeSettings:
         spill_dir, spill_source = pick("spill_dir", env.TORCH_OTEL_SPILL_DIR)
         spill_max_bytes = number("spill_max_bytes", env.TORCH_OTEL_SPILL_MAX_BYTES)
         slow_compile = number("slow_compile_s", env.TORCH_OTEL_SLOW_COMPILE_S)
+        dedup_min_bytes = number("dedup_min_bytes", env.TORCH_OTEL_DEDUP_MIN_BYTES)
         settings = cls(
             exporter=os.fspath(exporter) if exporter is not None else None,
             output=os.fspath(output) if output is not None else None,
@@ -136,6 +144,8 @@ class BridgeSettings:
             artifact_ranks_source=pick("artifact_ranks", env.TORCH_OTEL_ARTIFACT_RANKS)[1],
             spill_dir=check_spill_directory(spill_dir, spill_source) if spill_dir else None,
             spill_max_bytes=spill_max_bytes or DEFAULT_SPILL_MAX_BYTES,
+            dedup=boolean(*pick("dedup", env.TORCH_OTEL_DEDUP), default=False),
+            dedup_min_bytes=dedup_min_bytes or DEFAULT_DEDUP_MIN_BYTES,
             debug=boolean(*pick("debug", env.TORCH_OTEL_DEBUG), default=False),
             compile_metrics=boolean(
                 *pick("compile_metrics", env.TORCH_OTEL_COMPILE_METRICS), default=True

@@ -29,7 +29,7 @@ from opentelemetry.trace.span import INVALID_SPAN
 from torch_otel import names
 from torch_otel.capture.components import ComponentResolver
 from torch_otel.capture.records import CapturedRecord
-from torch_otel.export.body import BodyPiece, BodySplitter
+from torch_otel.export.body import BodyPiece, BodySplitter, Claims
 from torch_otel.trace.events import event_name, trace_attributes
 
 SpanLookup = Callable[[CapturedRecord], SpanContext | None]
@@ -70,11 +70,18 @@ class RecordMapper:
         *,
         max_body_bytes: int,
         span_lookup: SpanLookup | None = None,
+        claims: Claims | None = None,
+        dedup_min_bytes: int = 0,
+        job_attributes: dict[str, Any] | None = None,
     ) -> None:
         self.resolver = resolver
         self.resource = resource
-        self.bodies = BodySplitter(max_body_bytes)
+        self.bodies = BodySplitter(max_body_bytes, claims=claims, dedup_min_bytes=dedup_min_bytes)
         self.span_lookup = span_lookup
+        self.job_attributes = dict(job_attributes or {})
+        """Added to every SDK record (before its own rank): the launcher's rank, local
+        rank, world size and job ids, for an application's provider whose resource
+        does not carry them."""
         self._scopes: dict[str, InstrumentationScope] = {}
 
     # -- the parts, shared by both representations --------------------------------------
@@ -118,7 +125,7 @@ class RecordMapper:
             extra.update(trace_attributes(record))
         if record.event is not None:
             extra.update(record.event.attributes)
-        pieces, problem = self.bodies.split(record.message)
+        pieces, problem = self.bodies.split(record.message, id(record))
         if problem:
             extra[names.TORCH_OTEL_RENDER_ERROR] = problem
         return pieces, extra
@@ -138,6 +145,8 @@ class RecordMapper:
 
     def map_record(self, record: CapturedRecord) -> Iterator[ReadableLogRecord]:
         attributes = self.static_attributes(record)
+        if self.job_attributes:
+            attributes.update(self.job_attributes)
         if record.compile_id is not None:
             attributes.update(compile_id_attributes(record.compile_id, record.attempt))
         if record.rank is not None:

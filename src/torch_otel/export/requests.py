@@ -60,11 +60,16 @@ class RequestBuilder:
         return self._encoder
 
     def build(self, representation: Representation, captured: list[CapturedRecord]) -> list[Any]:
-        if representation == "otlp":
-            return list(self.encoder.encode(captured, time.time_ns()))
-        return pack_requests(
-            self.mapper.map_batch(captured), self.max_batch_records, self.max_batch_bytes
-        )
+        bodies = self.mapper.bodies
+        bodies.prepare(record.message for record in captured)  # dedup: one store wait
+        try:
+            if representation == "otlp":
+                return list(self.encoder.encode(captured, time.time_ns()))
+            return pack_requests(
+                self.mapper.map_batch(captured), self.max_batch_records, self.max_batch_bytes
+            )
+        finally:
+            bodies.forget()
 
     def reset(self) -> None:
         """Forget the mapper and encoder (a forked child has a new resource)."""

@@ -10,6 +10,8 @@ see every event. How a trace record becomes an OTel record is in ``events.py``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from torch_otel.capture.buffer import RecordBuffer
 from torch_otel.capture.records import CapturedRecord
@@ -27,9 +29,17 @@ class TraceHandler(logging.Handler):
     record to the compile span open at that moment).
     """
 
-    def __init__(self, buffer: RecordBuffer[CapturedRecord]) -> None:
+    def __init__(
+        self,
+        buffer: RecordBuffer[CapturedRecord],
+        *,
+        rank_reader: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(level=logging.DEBUG)
         self._buffer = buffer
+        self._rank_reader = rank_reader
+        """Called per record only to notice a new process group (and keep its store for
+        ``dedup``); the rank itself comes from the metadata."""
         self.ignored_thread_ids: frozenset[int] = frozenset()
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
@@ -40,6 +50,8 @@ class TraceHandler(logging.Handler):
             return False
         payload = getattr(record, "payload", None)
         message = payload if isinstance(payload, str) else ""
+        if self._rank_reader is not None:
+            self._rank_reader()
         # Compile ids and rank come from the metadata torch recorded (trace_attributes),
         # not from the thread-local, so they are exactly what the trace file says.
         captured = CapturedRecord(
