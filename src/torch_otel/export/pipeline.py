@@ -92,14 +92,10 @@ class ExportPipeline:
         observe: Callable[[list[CapturedRecord]], None] | None = None,
         spill: SpillQueue | None = None,
     ) -> None:
-        self._buffer = buffer
+        self._buffer, self._stats, self.settings = buffer, stats, settings
+        self._encode, self._make_sinks = encode, make_sinks
+        self._on_thread_start, self._observe = on_thread_start, observe
         self.spill = spill
-        self._observe = observe
-        self._encode = encode
-        self._make_sinks = make_sinks
-        self._stats = stats
-        self.settings = settings
-        self._on_thread_start = on_thread_start
         self._sinks: list[Sink] | None = None
         self._init_state()
 
