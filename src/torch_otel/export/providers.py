@@ -96,21 +96,39 @@ def build_meter_provider(
 class SignalProviders:
     """The tracer and meter providers compile telemetry goes to, and which are ours.
 
-    With a profile, they are built from its ``tracer_provider`` / ``meter_provider``
-    sections and shut down by :meth:`close`; without one (the application's own
-    OpenTelemetry setup), the application's global SDK providers are used and
-    only flushed.
+    With a profile, each is built from its ``tracer_provider`` / ``meter_provider``
+    section on first use (compile health needs only metrics; spans only come with
+    ``--trace``, so a job without it never starts a span processor) and shut down by
+    :meth:`close`; without one (the application's own OpenTelemetry setup), the
+    application's global SDK providers are used and only flushed.
     """
 
     def __init__(self, profile: Any, resource: Any, files: OutputFiles) -> None:
-        if profile is None:
-            self.tracer_provider = application_tracer_provider()
-            self.meter_provider = application_meter_provider()
-            self._owned = False
-        else:
-            self.tracer_provider = build_tracer_provider(profile.span_exporters, resource, files)
-            self.meter_provider = build_meter_provider(profile.metric_exporters, resource, files)
-            self._owned = True
+        self._profile = profile
+        self._resource = resource
+        self._files = files
+        self._owned = profile is not None
+        self._built: dict[str, Any] = {}
+
+    @property
+    def tracer_provider(self) -> Any:
+        if "spans" not in self._built:
+            self._built["spans"] = (
+                build_tracer_provider(self._profile.span_exporters, self._resource, self._files)
+                if self._owned
+                else application_tracer_provider()
+            )
+        return self._built["spans"]
+
+    @property
+    def meter_provider(self) -> Any:
+        if "metrics" not in self._built:
+            self._built["metrics"] = (
+                build_meter_provider(self._profile.metric_exporters, self._resource, self._files)
+                if self._owned
+                else application_meter_provider()
+            )
+        return self._built["metrics"]
 
     def tracer(self, name: str, version: str) -> Any:
         provider = self.tracer_provider
@@ -126,7 +144,7 @@ class SignalProviders:
         import time
 
         deadline = time.monotonic() + timeout_s
-        providers = [p for p in (self.tracer_provider, self.meter_provider) if p is not None]
+        providers = [p for p in self._built.values() if p is not None]
         for provider in providers:
             remaining = max(deadline - time.monotonic(), 0.0)
             try:
@@ -140,4 +158,4 @@ class SignalProviders:
             closer = threading.Thread(target=provider.shutdown, daemon=True)
             closer.start()
             closer.join(max(deadline - time.monotonic(), 0.0))
-        self.tracer_provider = self.meter_provider = None
+        self._built = {}

@@ -13,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from torch_otel.config.specs import ExporterSpec
 
 
@@ -57,22 +55,13 @@ def http_arguments(spec: ExporterSpec) -> dict[str, Any]:
         "compression": (
             Compression.Gzip if spec.compression == "gzip" else Compression.NoCompression
         ),
-        "session": PinnedCaSession() if spec.tls.ca_file else None,
+        "session": pinned_ca_session() if spec.tls.ca_file else None,
     }
 
 
-class PinnedCaSession(requests.Session):
-    """A requests session whose configured CA file wins over ``REQUESTS_CA_BUNDLE``.
+def pinned_ca_session() -> Any:
+    """A requests session whose CA file wins over ``REQUESTS_CA_BUNDLE`` (see
+    ``http_session.py``); requests is imported only when OTLP/HTTP with a CA needs it."""
+    from torch_otel.export.http_session import PinnedCaSession
 
-    requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` replace a session's
-    ``verify`` path on every request, which would silently swap the CA the
-    profile named for the machine's bundle (and fail, or trust the wrong CAs).
-    """
-
-    def merge_environment_settings(  # type: ignore[override]
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:
-        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if isinstance(self.verify, str) and verify in (None, True):
-            settings["verify"] = self.verify
-        return settings
+    return PinnedCaSession()
