@@ -17,12 +17,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch_otel.cli.options import validate_bridge_settings
-from torch_otel.config.specs import OTLP_KINDS
 from torch_otel.errors import ConfigError
-from torch_otel.stats import StatsSnapshot
+
+if TYPE_CHECKING:  # the command's own imports wait until it runs (CLI start-up)
+    from torch_otel.stats import StatsSnapshot
 
 EXIT_NOT_EMPTY = 1
 
@@ -41,6 +41,8 @@ def add_replay_command(commands: argparse._SubParsersAction) -> None:  # type: i
 
 
 def replay_command(args: argparse.Namespace) -> int:
+    from torch_otel.cli.options import validate_bridge_settings
+    from torch_otel.config.specs import OTLP_KINDS
     from torch_otel.export.exporters import build_log_sink
     from torch_otel.export.files import OutputFiles
     from torch_otel.export.outcome import ExportOutcome
