@@ -49,6 +49,7 @@ from torch_otel.export.files import OutputFiles
 from torch_otel.export.pipeline import ExportPipeline, PipelineSettings
 from torch_otel.export.requests import RequestBuilder
 from torch_otel.export.sink import ExporterSink, ProviderSink, Sink
+from torch_otel.import_watch import run_after_import
 from torch_otel.lifecycle import ExitCallbacks, ExitHooks
 from torch_otel.names import TORCH_DISTRIBUTED_RANK
 from torch_otel.stats import BridgeStats, StatsSnapshot, exit_line
@@ -90,7 +91,15 @@ class TorchOtelBridge:
         batch = self.profile.batch if self.profile else BatchSettings(schedule_delay_s=0.2)
         self.files = OutputFiles()
         self.resolver = ComponentResolver()
-        self.buffer = self._make_buffer(settings.max_queue_records or batch.max_queue_records)
+        self.buffer: RecordBuffer[CapturedRecord] = RecordBuffer.with_high_water(
+            max_records=settings.max_queue_records or batch.max_queue_records,
+            max_bytes=settings.max_queue_bytes,
+            max_batch_bytes=settings.max_batch_bytes,
+            stats=self.stats,
+            # Past half its bounds the buffer is exported without waiting for a pause in
+            # torch's logging; with a spill directory (cheap disk writes) past an eighth.
+            fraction=8 if settings.spill_dir else 2,
+        )
         self.rank_reader = _torch.DistributedRankReader()
         self.handler = BridgeHandler(
             self.buffer,
@@ -253,21 +262,6 @@ class TorchOtelBridge:
 
         return SpillQueue(Path(self.settings.spill_dir), self.settings.spill_max_bytes, self.stats)
 
-    def _make_buffer(self, max_records: int) -> RecordBuffer[CapturedRecord]:
-        max_bytes = self.settings.max_queue_bytes
-        water = 8 if self.settings.spill_dir else 2
-        return RecordBuffer(
-            max_records=max_records,
-            max_bytes=max_bytes,
-            # High water: past half its bounds, the buffer is exported without waiting
-            # for a pause in the logging (see PipelineSettings). With a spill directory,
-            # writing to disk is cheap and never waits for a pause: start at an eighth.
-            wake_records=max(max_records // water, 1),
-            wake_bytes=max_bytes // water,
-            stats=self.stats,
-            max_batch_bytes=self.settings.max_batch_bytes,
-        )
-
     # -- export-thread side ----------------------------------------------------------
     def _make_mapper(self) -> Any:
         from torch_otel.config.resource import build_resource
@@ -336,8 +330,13 @@ class TorchOtelBridge:
 
     # -- compile health ----------------------------------------------------------------
     def _start_compile_health(self, rank: int | None) -> None:
-        """Compile metrics and slow-compile events, when there is a meter provider."""
-        if not self.settings.compile_metrics or not self._has_meter_provider():
+        """Compile metrics and slow-compile events, when there is a meter provider; set up
+        once ``torch._dynamo`` is imported (a process that never compiles pays nothing)."""
+        if self.settings.compile_metrics and self._has_meter_provider():
+            run_after_import(_torch.DYNAMO_MODULE, lambda: self._begin_compile_health(rank))
+
+    def _begin_compile_health(self, rank: int | None) -> None:
+        if not self._started or self.health is not None:
             return
         from torch_otel.trace.health_session import start_compile_health
 

@@ -50,9 +50,15 @@ class ImportWatcher:
         return spec
 
 
-def run_after_import(name: str, then: Callable[[], None]) -> bool:
-    """Run ``then`` right after ``name`` is imported; False if a watcher for it exists."""
-    if any(isinstance(f, ImportWatcher) and f.name == name for f in sys.meta_path):
+def run_after_import(name: str, then: Callable[[], None], *, only_one: bool = False) -> bool:
+    """Run ``then`` right after ``name`` is imported (now, if it already is).
+
+    ``only_one``: do nothing (and return False) if a watcher for ``name`` is waiting.
+    """
+    if name in sys.modules:
+        then()
+        return True
+    if only_one and any(isinstance(f, ImportWatcher) and f.name == name for f in sys.meta_path):
         return False
     sys.meta_path.insert(0, ImportWatcher(name, then))
     return True

@@ -31,4 +31,4 @@ def install_when_torch_imported(**options: object) -> None:
     if "torch" in sys.modules and hasattr(sys.modules["torch"], "_logging"):
         install_from_environment(**options)
         return
-    run_after_import("torch", lambda: install_from_environment(**options))
+    run_after_import("torch", lambda: install_from_environment(**options), only_one=True)

@@ -37,6 +37,9 @@ TRACE_LOGGER_NAME = "torch.__trace"
 ARTIFACT_SEPARATOR = ".__"
 """Artifact loggers are named ``<module>.__<artifact>`` (``getArtifactLogger``)."""
 
+DYNAMO_MODULE = "torch._dynamo"
+"""Imported by ``torch.compile`` (more than a second), not by ``import torch``."""
+
 TRACE_FILE_PREFIX = "dedicated_log_torch_trace_"
 """torch's ``LOG_PREFIX``: the name its trace files start with (tlparse keys on it)."""
 

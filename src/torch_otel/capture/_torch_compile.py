@@ -44,11 +44,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from torch_otel.capture import _torch
 from torch_otel.capture import compile_events as events
 from torch_otel.capture._torch import DistributedRankReader, compile_context_reader
 from torch_otel.import_watch import ImportWatcher
 
-DYNAMO = "torch._dynamo"
+DYNAMO = _torch.DYNAMO_MODULE
 
 PHASE_FIELDS = (
     ("total", "duration_us"),

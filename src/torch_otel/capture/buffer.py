@@ -74,6 +74,21 @@ class RecordBuffer(Generic[T]):
         """The drop reason when full (``spill_full`` while a spill directory is full too)."""
         self._on_wake: Callable[[], None] = _noop
 
+    @classmethod
+    def with_high_water(
+        cls, *, max_records: int, max_bytes: int, max_batch_bytes: int, stats: BridgeStats,
+        fraction: int,
+    ) -> RecordBuffer[T]:  # fmt: skip
+        """A buffer whose high-water mark is ``1/fraction`` of its bounds."""
+        return cls(
+            max_records=max_records,
+            max_bytes=max_bytes,
+            wake_records=max(max_records // fraction, 1),
+            wake_bytes=max_bytes // fraction,
+            stats=stats,
+            max_batch_bytes=max_batch_bytes,
+        )
+
     def set_waker(self, on_wake: Callable[[], None]) -> None:
         """Called (outside the lock) when the buffer passes its high-water mark."""
         self._on_wake = on_wake

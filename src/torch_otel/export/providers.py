@@ -112,23 +112,21 @@ class SignalProviders:
 
     @property
     def tracer_provider(self) -> Any:
-        if "spans" not in self._built:
-            self._built["spans"] = (
-                build_tracer_provider(self._profile.span_exporters, self._resource, self._files)
-                if self._owned
-                else application_tracer_provider()
-            )
-        return self._built["spans"]
+        return self._provider("span_exporters", build_tracer_provider, application_tracer_provider)
 
     @property
     def meter_provider(self) -> Any:
-        if "metrics" not in self._built:
-            self._built["metrics"] = (
-                build_meter_provider(self._profile.metric_exporters, self._resource, self._files)
+        return self._provider("metric_exporters", build_meter_provider, application_meter_provider)
+
+    def _provider(self, specs: str, build: Any, application: Any) -> Any:
+        """Built from the profile's ``specs`` on first use; else the application's."""
+        if specs not in self._built:
+            self._built[specs] = (
+                build(getattr(self._profile, specs), self._resource, self._files)
                 if self._owned
-                else application_meter_provider()
+                else application()
             )
-        return self._built["metrics"]
+        return self._built[specs]
 
     def tracer(self, name: str, version: str) -> Any:
         provider = self.tracer_provider
