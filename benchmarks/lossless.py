@@ -194,7 +194,7 @@ def main() -> int:
             result = run_worker(
                 "emit", "--endpoint", receiver.grpc_endpoint,
                 "--count", "1000" if args.quick else "10000",
-                "--repeats", "2" if args.quick else "5",
+                "--repeats", "2" if args.quick else "15",
             )  # fmt: skip
             us = result["us_per_record"]
             ratio = (us["bridge"] - us["floor"]) / (us["otel"] - us["floor"])

@@ -100,12 +100,13 @@ class RecordBuffer(Generic[T]):
             or self._bytes + self._in_flight_bytes >= self._wake_bytes
         )
 
-    def would_pass_high_water(self, added_records: int, added_bytes: int) -> bool:
-        """Whether growing twice more by this much would pass the high-water mark:
-        a burst the export thread should start on now rather than after a pause."""
+    def would_overflow(self, added_records: int, added_bytes: int) -> bool:
+        """Whether growing once more by this much would fill the buffer: a burst the
+        export thread must start on now, not after a pause (the high-water mark covers
+        the slower ones)."""
         return (
-            len(self._items) + 2 * added_records >= self._wake_records
-            or self._bytes + self._in_flight_bytes + 2 * added_bytes >= self._wake_bytes
+            len(self._items) + added_records >= self.max_records
+            or self._bytes + self._in_flight_bytes + added_bytes >= self.max_bytes - self._headroom
         )
 
     def offer(self, item: T, text_length: int) -> bool:

@@ -234,7 +234,7 @@ class ExportPipeline:
             added = self._stats.records_accepted - before
             if not added or time.monotonic() >= deadline:
                 return
-            if self._buffer.would_pass_high_water(added, self._buffer.charged_bytes - before_bytes):
+            if self._buffer.would_overflow(added, self._buffer.charged_bytes - before_bytes):
                 return  # a burst: waiting for its end would let it overflow the buffer
 
     def _drain(self) -> None:
