@@ -185,12 +185,19 @@ def is_torch_handler(handler: logging.Handler) -> bool:
 
 
 def is_torch_stderr_handler(handler: logging.Handler) -> bool:
-    """A handler torch created that writes to stderr (not a ``TORCH_LOGS_OUT`` file)."""
-    return (
-        type(handler) is logging.StreamHandler
-        and not isinstance(handler, logging.FileHandler)
-        and is_torch_handler(handler)
-    )
+    """A handler torch created that writes to stderr (not a ``TORCH_LOGS_OUT`` file).
+
+    torch up to 2.13 uses a plain ``StreamHandler``; 2.14 a ``_StderrHandler`` that
+    follows ``sys.stderr`` (so test capture cannot leave it a closed stream).
+    """
+    return type(handler) in _torch_stderr_handler_types() and is_torch_handler(handler)
+
+
+def _torch_stderr_handler_types() -> tuple[type, ...]:
+    follows_stderr = getattr(_logging_internal(), "_StderrHandler", None)
+    if isinstance(follows_stderr, type):
+        return (logging.StreamHandler, follows_stderr)
+    return (logging.StreamHandler,)
 
 
 def rejected_log_settings(value: str) -> list[str] | None:
