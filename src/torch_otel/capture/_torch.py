@@ -24,11 +24,15 @@ What is used, and why:
 
 from __future__ import annotations
 
+import ast
 import functools
+import importlib.util
 import logging
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 TRACE_LOGGER_NAME = "torch.__trace"
@@ -222,6 +226,52 @@ def rejected_log_settings(value: str) -> list[str] | None:
         except ValueError:
             bad.append(item)
     return bad
+
+
+_SIMPLE_LOG_SETTINGS = re.compile(r"[+-]?\w+(,\s*[+-]?\w+)*")
+"""The part of torch's ``TORCH_LOGS`` grammar without module names (dotted or not
+registered): what :func:`surely_accepted_log_settings` can decide without torch."""
+
+
+def surely_accepted_log_settings(value: str) -> bool:
+    """True only if torch will accept ``TORCH_LOGS=value``, decided without ``import torch``.
+
+    ``torch-otel run`` checks ``TORCH_LOGS`` before starting the job, and importing torch
+    for that costs the job a second of CPU before its own ``import torch``. Names that
+    torch registers in ``torch/_logging/_registrations.py`` (read as source, never run)
+    are accepted here; anything else (a module name, a typo, an unreadable file) returns
+    False, and torch's own parser decides (:func:`rejected_log_settings`).
+    """
+    if value in ("help", "+help") or not _SIMPLE_LOG_SETTINGS.fullmatch(value):
+        return False
+    names = {item.strip().lstrip("+-") for item in value.split(",")}
+    return names <= registered_log_names() | {"all"}
+
+
+@functools.cache
+def registered_log_names() -> frozenset[str]:
+    """Aliases and artifacts registered at the top level of torch's ``_registrations.py``
+    (empty if torch or the file is not found, or the file is not as expected)."""
+    try:
+        spec = importlib.util.find_spec("torch")  # finds, does not import, the package
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        source = Path(locations[0], "_logging", "_registrations.py").read_text("utf-8")
+        tree = ast.parse(source)
+    except (ImportError, IndexError, OSError, SyntaxError, ValueError):
+        return frozenset()
+    names = set()
+    for statement in tree.body:  # top level only: a conditional registration may not run
+        call = statement.value if isinstance(statement, ast.Expr) else None
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id in ("register_log", "register_artifact")
+            and call.args
+            and isinstance(call.args[0], ast.Constant)
+            and isinstance(call.args[0].value, str)
+        ):
+            names.add(call.args[0].value)
+    return frozenset(names)
 
 
 def enabled_logging() -> tuple[dict[str, str], list[str]]:

@@ -94,22 +94,25 @@ def validate_bridge_settings(arguments: dict[str, object], environ: Mapping[str,
 
 
 def validate_torch_logs_early() -> None:
-    """Check ``TORCH_LOGS`` before starting anything (importing torch only when it is set).
+    """Check ``TORCH_LOGS`` before starting anything.
 
     torch parses ``TORCH_LOGS`` during ``import torch`` and raises a long
-    ``ValueError`` there, so torch is imported without it, then the value is checked
-    with torch's own parser.
+    ``ValueError`` there. A value made of names torch registers is accepted without
+    importing torch (``torch-otel run`` then costs the job no second ``import torch``);
+    anything else is checked with torch's own parser, torch imported without it.
     """
     value = os.environ.get(env.TORCH_LOGS)
     if not value:
         return
+    from torch_otel.capture import _torch
+
+    if _torch.surely_accepted_log_settings(value):
+        return  # torch's own names only: no second of CPU to import torch here
     import_torch_without_torch_logs()
     from torch_otel.capture.sync import validate_torch_logs
 
     validate_torch_logs(value)
     # Valid: let torch apply it now, as its import would have.
-    from torch_otel.capture import _torch
-
     _torch.reinit_logs()
 
 
