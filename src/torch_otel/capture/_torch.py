@@ -13,7 +13,11 @@ What is used, and why:
 * ``log_registry`` (aliases and artifact names), ``_is_torch_handler`` (which
   handlers are torch's own stderr handlers), ``_parse_log_settings`` (validate
   ``TORCH_LOGS`` with torch's own parser), ``_get_log_state`` (what is enabled),
-  ``make_module_path_relative`` (the path torch prints in a trace prefix).
+  ``make_module_path_relative`` (the path torch prints in a trace prefix),
+  ``_StderrHandler`` (torch 2.14's console handler class).
+* ``torch/_logging/_registrations.py``, read as source (never imported): the names torch
+  registers, so ``torch-otel run`` can accept a ``TORCH_LOGS`` of such names without
+  importing torch before the job does.
 * ``torch._guards._TLS.compile_context``: the compile id of the running compile,
   read per record on the compile thread (``CompileContext.try_get`` as fallback).
 * ``torch.distributed.distributed_c10d.GroupMember.WORLD`` / ``get_rank()``: the
