@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from helpers.processes import REPO, TORCH_OTEL, clean_env, run_python
+from helpers.processes import REPO, TORCH_OTEL, clean_env, run_instrumented, run_python
 from infra.otlp_receiver import OtlpReceiver
 from torch_otel.cli.otlp_json import flatten_metrics, iter_requests
 from torch_otel.trace.recompile_reasons import normalise_recompile_reason
@@ -30,7 +30,6 @@ from torch_otel.trace.recompile_reasons import normalise_recompile_reason
 pytestmark = pytest.mark.compile
 
 WORKLOAD = REPO / "tests" / "workloads" / "compile_health.py"
-BIN = Path(sys.executable).parent
 RECOMPILES = 60
 SOURCE = WORKLOAD.read_text().splitlines()
 BRANCH_LINE = next(i for i, line in enumerate(SOURCE, 1) if "# BREAK: data-dependent" in line)
@@ -277,16 +276,9 @@ def test_slow_compile_event_arrives_while_the_compile_is_stuck(tmp_path: Path) -
 
 def test_opentelemetry_instrument_records_into_the_applications_meter_provider() -> None:
     with OtlpReceiver() as receiver:
-        env = {
-            "OTEL_SERVICE_NAME": "instrumented-health",
-            "OTEL_LOGS_EXPORTER": "otlp",
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRICS_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.grpc_endpoint,
-        }
-        command = [str(BIN / "opentelemetry-instrument"), sys.executable, str(WORKLOAD)]
-        run = run_python(command, env=env)
+        run = run_instrumented(
+            WORKLOAD, receiver.grpc_endpoint, service="instrumented-health", metrics=True, env={}
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not receiver.metrics():

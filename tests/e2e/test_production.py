@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers.processes import REPO, TORCH_OTEL, WORKLOAD, clean_env, run_python
+from helpers.processes import (
+    REPO,
+    TORCH_OTEL,
+    WORKLOAD,
+    Run,
+    clean_env,
+    run_instrumented,
+    run_python,
+)
 from infra.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.compile
@@ -26,17 +34,17 @@ def test_opentelemetry_instrument_bridges_through_the_users_exporter() -> None:
     """The user configured OTel the usual way (OTEL_* for opentelemetry-distro); the
     torch_logging instrumentor bridges torch's records into that pipeline."""
     with OtlpReceiver() as receiver:
-        env = {
-            "TORCH_LOGS": "guards,recompiles",
-            "OTEL_SERVICE_NAME": "instrumented-job",
-            "OTEL_LOGS_EXPORTER": "otlp",
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.grpc_endpoint,
-        }
-        command = [str(BIN / "opentelemetry-instrument"), sys.executable, str(WORKLOAD)]
-        run = run_python(command, env=env)
+
+        def instrumented(**extra_env: str) -> Run:
+            return run_instrumented(
+                WORKLOAD,
+                receiver.grpc_endpoint,
+                service="instrumented-job",
+                metrics=False,
+                env={"TORCH_LOGS": "guards,recompiles", **extra_env},
+            )
+
+        run = instrumented()
         assert run.returncode == 0, run.stderr[-3000:]
         records = receiver.wait_for_logs(1, timeout=10)
         assert {r.resource["service.name"] for r in records} == {"instrumented-job"}
@@ -46,9 +54,7 @@ def test_opentelemetry_instrument_bridges_through_the_users_exporter() -> None:
         assert all("telemetry.auto.version" in r.resource for r in records)
 
         receiver.clear()
-        disabled = run_python(
-            command, env={**env, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "torch_logging"}
-        )
+        disabled = instrumented(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="torch_logging")
         assert disabled.returncode == 0
         assert "__guards]" in disabled.stderr  # torch still printed them...
         assert receiver.log_records() == []  # ...but nothing was bridged

@@ -93,6 +93,24 @@ def run_python(
     return run
 
 
+def run_instrumented(
+    script: Path, grpc_endpoint: str, *, service: str, metrics: bool, env: Mapping[str, str]
+) -> Run:
+    """Run ``script`` under ``opentelemetry-instrument``, configured the distro's usual way
+    (``OTEL_*``): logs (and metrics if asked) over OTLP/gRPC to ``grpc_endpoint``."""
+    distro_env = {
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "otlp" if metrics else "none",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": grpc_endpoint,
+        **env,
+    }
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    return run_python([str(instrument), sys.executable, str(script)], env=distro_env)
+
+
 def run_workload(
     tmp_path: Path,
     *workload_args: str,
